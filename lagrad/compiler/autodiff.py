@@ -1,0 +1,219 @@
+"""Forward and reverse mode as program transformations (after JAX's Autodidax):
+``linearize`` applies Fréchet rules equation by equation; ``transpose`` walks the linear part
+backwards applying transpose rules, with zero-by-default cotangents summed over uses.
+Reverse mode is ``transpose(linearize(program))`` — never a hand-written reverse rule."""
+from __future__ import annotations
+
+from typing import Optional
+
+from ..errors import RuleError
+from .builder import Builder, Undef, Val, Zero, is_zero
+from .ir import Eqn, Lit, Namer, Program, Var
+from .primitive import get
+from .types import TensorType
+
+
+def primitive_program(name: str, in_types, params=None) -> Program:
+    """A one-equation program ``outs = name(x0, ..., x{k-1}, **params)``."""
+    namer = Namer()
+    inputs = [namer.var(f"x{i}", t) for i, t in enumerate(in_types)]
+    b = Builder(namer)
+    out = b.emit(name, *[b.wrap(v) for v in inputs], name="y", **(params or {}))
+    outs = list(out) if isinstance(out, tuple) else [out]
+    return Program(name, inputs, b.eqns, [o.atom for o in outs], kind="primal")
+
+
+def differentiable_inputs(prog: Program, wrt=None) -> list:
+    if wrt is None:
+        return [i for i, v in enumerate(prog.inputs) if isinstance(v.type, TensorType)]
+    return list(wrt)
+
+
+# ---- renaming of derived results ----------------------------------------------------------
+def _rename_result(b: Builder, start: int, val, name: str):
+    """Give the Var that `val` holds (made by an equation at index ≥ start) the name `name`."""
+    if not isinstance(val, Val) or isinstance(val, Zero) or not isinstance(val.atom, Var):
+        return val
+    old = val.atom
+    if old.name == name:
+        return val
+    for k in range(len(b.eqns) - 1, start - 1, -1):
+        e = b.eqns[k]
+        if any(o is old for o in e.outputs):
+            if any(a is old for e2 in b.eqns[k + 1:] for a in e2.inputs):
+                return val
+            new = Var(b.namer.fresh(name), old.type)
+            b.eqns[k] = Eqn(e.prim, e.inputs, e.params, tuple(new if o is old else o for o in e.outputs),
+                            e.span, e.origin)
+            return b.wrap(new)
+    return val
+
+
+def _as_list(x, n):
+    if isinstance(x, (list, tuple)):
+        return list(x)
+    return [x] * 1 if n == 1 else list(x)
+
+
+def frechet_rule(p, span=None, source=None):
+    if p.frechet is None:
+        if p.zero_tangent:
+            return lambda b, x, dx, y, params: [b.zero(o.type) for o in y]
+        raise RuleError(f"cannot differentiate `{p.name}`: the primitive has no Fréchet rule "
+                        f"(register one with `frechet=`)", span=span, source=source)
+    if callable(p.frechet):
+        return p.frechet
+    if p._compiled_frechet is None:
+        from .frechet_text import compile_frechet_text
+        p._compiled_frechet = compile_frechet_text(p)
+    return p._compiled_frechet
+
+
+# ---- forward mode -------------------------------------------------------------------------
+def linearize(prog: Program, wrt=None) -> Program:
+    """The tangent program: inputs ``prog.inputs + [dx for x in wrt]``, outputs
+    ``prog.outputs + [dy for y in outputs]``. Primal equations are kept, tangent ones added."""
+    wrt = differentiable_inputs(prog, wrt)
+    namer = Namer.for_program(prog)
+    b = Builder(namer, source=prog.source)
+    tan: dict = {}
+    tangent_of: dict = {}
+    t_inputs = []
+    for i in wrt:
+        x = prog.inputs[i]
+        dx = namer.var("d" + x.name, x.type)
+        t_inputs.append(dx)
+        tan[id(x)] = b.wrap(dx)
+        tangent_of[dx.name] = x.name
+    for e in prog.eqns:
+        b.eqns.append(e)
+        tins = [tan.get(id(a)) if isinstance(a, Var) else None for a in e.inputs]
+        if all(t is None for t in tins):
+            continue
+        p = get(e.prim)
+        b.span, b.origin = e.span, e.origin or e.prim
+        rule = frechet_rule(p, e.span, prog.source)
+        tvals = [t if t is not None else b.zero(a.type) for t, a in zip(tins, e.inputs)]
+        start = len(b.eqns)
+        res = rule(b, [b.wrap(a) for a in e.inputs], tvals, [b.wrap(o) for o in e.outputs], e.param_dict)
+        res = _as_list(res, len(e.outputs))
+        if len(res) != len(e.outputs):
+            raise RuleError(f"the Fréchet rule of `{p.name}` gave {len(res)} tangents for "
+                            f"{len(e.outputs)} outputs", span=e.span, source=prog.source)
+        for o, r in zip(e.outputs, res):
+            if not is_zero(r):
+                r = _rename_result(b, start, r, "d" + o.name)
+                tan[id(o)] = r
+                tangent_of[r.atom.name] = o.name
+    b.span, b.origin = None, None
+    t_outputs = []
+    for o in prog.outputs:
+        t = tan.get(id(o)) if isinstance(o, Var) else None
+        t_outputs.append(b.materialize(b.zero(o.type)).atom if t is None else t.atom)
+    meta = dict(prog.meta, n_primal_in=len(prog.inputs), n_primal_out=len(prog.outputs),
+                wrt=wrt, tangent_of=tangent_of)
+    return prog.copy(inputs=list(prog.inputs) + t_inputs, eqns=b.eqns,
+                     outputs=list(prog.outputs) + t_outputs, kind="tangent", meta=meta)
+
+
+# ---- linearity ----------------------------------------------------------------------------
+def split_linear(eqns, linear_ids: set):
+    """Split equations into those independent of the linear inputs and those that depend on
+    them; returns (nonlinear, linear, offending) where `offending` is the first equation that
+    uses a linear value in a way its primitive is not linear in (or None)."""
+    lin_ids = set(linear_ids)
+    nonlin, lin, bad = [], [], None
+    for e in eqns:
+        pos = [i for i, a in enumerate(e.inputs) if isinstance(a, Var) and id(a) in lin_ids]
+        if not pos:
+            nonlin.append(e)
+            continue
+        p = get(e.prim)
+        if bad is None and not p.is_linear_at(pos, len(e.inputs)):
+            bad = e
+        lin.append(e)
+        lin_ids.update(id(o) for o in e.outputs)
+    return nonlin, lin, bad
+
+
+# ---- reverse mode -------------------------------------------------------------------------
+def transpose(tp: Program, lin_inputs: list, lin_outputs: list, ct_names=None,
+              keep_outputs=()) -> Program:
+    """Transpose the linear part of `tp`. Inputs of the result: the non-linear inputs of `tp`
+    plus one cotangent per linear output; outputs: ``keep_outputs`` then the cotangents of
+    the linear inputs."""
+    lin_ids = {id(v) for v in lin_inputs}
+    nonlin, lin, bad = split_linear(tp.eqns, lin_ids)
+    if bad is not None:
+        raise RuleError(f"`{bad.prim}` is applied nonlinearly to a tangent here, so the program "
+                        f"cannot be transposed (a Fréchet rule must be linear in the tangents)",
+                        span=bad.span, source=tp.source)
+    namer = Namer.for_program(tp)
+    b = Builder(namer, source=tp.source)
+    b.eqns = list(nonlin)
+    tangent_of = tp.meta.get("tangent_of", {})
+
+    def bar(v):
+        return tangent_of.get(v.name, v.name) + "_bar"
+
+    ct: dict = {}
+
+    def accumulate(v, c):
+        if is_zero(c):
+            return
+        prev = ct.get(id(v))
+        ct[id(v)] = c if prev is None else prev + c
+
+    ct_inputs = []
+    for k, o in enumerate(lin_outputs):
+        name = ct_names[k] if ct_names else (bar(o) if isinstance(o, Var) else "y_bar")
+        c = namer.var(name, o.type)
+        ct_inputs.append(c)
+        if isinstance(o, Var) and (id(o) in lin_ids or any(o in e.outputs for e in lin)):
+            accumulate(o, b.wrap(c))
+    lin_set = set(lin_ids)
+    for e in lin:
+        lin_set.update(id(o) for o in e.outputs)
+    for e in reversed(lin):
+        cts = [ct.pop(id(o), None) for o in e.outputs]
+        if all(c is None for c in cts):
+            continue
+        p = get(e.prim)
+        if p.zero_tangent:
+            continue
+        if p.transpose is None:
+            raise RuleError(f"cannot transpose `{p.name}`: the primitive is linear here but has no "
+                            f"transpose rule (register one with `transpose=`)", span=e.span, source=tp.source)
+        b.span, b.origin = e.span, e.origin or e.prim
+        ins = [Undef(a.type) if isinstance(a, Var) and id(a) in lin_set else b.wrap(a) for a in e.inputs]
+        cvals = [c if c is not None else b.zero(o.type) for c, o in zip(cts, e.outputs)]
+        start = len(b.eqns)
+        res = p.transpose(b, cvals, ins, [b.wrap(o) for o in e.outputs], e.param_dict)
+        for a, r, inp in zip(e.inputs, res, ins):
+            if isinstance(inp, Undef) and not is_zero(r):
+                r = _rename_result(b, start, r, bar(a))
+                accumulate(a, r)
+    b.span, b.origin = None, None
+    outs = []
+    for v in lin_inputs:
+        c = ct.get(id(v))
+        c = b.materialize(b.zero(v.type)) if c is None else _rename_result(b, 0, c, bar(v))
+        outs.append(c.atom)
+    nonlin_inputs = [v for v in tp.inputs if id(v) not in lin_ids]
+    return tp.copy(inputs=nonlin_inputs + ct_inputs, eqns=b.eqns, outputs=list(keep_outputs) + outs,
+                   kind="adjoint")
+
+
+def vjp_program(prog: Program, wrt=None, keep_primal_outputs: bool = False) -> Program:
+    """The adjoint program: inputs ``prog.inputs + [y_bar for y in outputs]``, outputs the
+    cotangents of the `wrt` inputs (preceded by the primal outputs if asked)."""
+    tp = linearize(prog, wrt)
+    n_in, n_out = len(prog.inputs), len(prog.outputs)
+    lin_in = tp.inputs[n_in:]
+    lin_out = tp.outputs[n_out:]
+    names = [(o.name if isinstance(o, Var) else f"out{k}") + "_bar" for k, o in enumerate(prog.outputs)]
+    keep = prog.outputs if keep_primal_outputs else ()
+    adj = transpose(tp, lin_in, lin_out, ct_names=names, keep_outputs=keep)
+    adj.meta.update(wrt=tp.meta["wrt"], n_primal_in=n_in, n_primal_out=n_out,
+                    keeps_primal=keep_primal_outputs)
+    return adj

@@ -1,0 +1,162 @@
+"""The builder every rule and pass uses to emit equations.
+
+Values are wrapped in :class:`Val` so rules read as math (``-X @ dA @ X``); :class:`Zero` is a
+symbolic zero tangent or cotangent (autodidax's zeros-by-default); :class:`Undef` marks a
+linear input being transposed."""
+from __future__ import annotations
+
+from typing import Optional
+
+from .ir import Eqn, Lit, Namer, Var, make_params
+from .primitive import get
+from .types import ShapeError, TensorType, WEAK
+
+
+class Val:
+    __slots__ = ("atom", "b")
+    __array_priority__ = 1000
+
+    def __init__(self, atom, b: "Builder"):
+        self.atom = atom
+        self.b = b
+
+    type = property(lambda self: self.atom.type)
+    shape = property(lambda self: self.atom.type.shape)
+    ndim = property(lambda self: len(self.atom.type.shape))
+    T = property(lambda self: self.b.emit("transpose", self))
+
+    def __add__(self, o): return self.b.emit("add", self, o)
+    def __radd__(self, o): return self.b.emit("add", o, self)
+    def __sub__(self, o): return self.b.emit("sub", self, o)
+    def __rsub__(self, o): return self.b.emit("sub", o, self)
+    def __mul__(self, o): return self.b.emit("mul", self, o)
+    def __rmul__(self, o): return self.b.emit("mul", o, self)
+    def __truediv__(self, o): return self.b.emit("div", self, o)
+    def __rtruediv__(self, o): return self.b.emit("div", o, self)
+    def __matmul__(self, o): return self.b.emit("matmul", self, o)
+    def __rmatmul__(self, o): return self.b.emit("matmul", o, self)
+    def __neg__(self): return self.b.emit("neg", self)
+    def __pow__(self, o): return self.b.emit("pow", self, o)
+
+    def __repr__(self):
+        return f"Val({self.atom!r}: {self.atom.type})"
+
+
+class Zero(Val):
+    """A symbolic zero of a given type: never materialized unless a nonlinear use needs it."""
+    __slots__ = ("ztype",)
+
+    def __init__(self, type_, b: "Builder"):
+        super().__init__(None, b)
+        self.ztype = type_
+
+    type = property(lambda self: self.ztype)
+    shape = property(lambda self: self.ztype.shape)
+    ndim = property(lambda self: len(self.ztype.shape))
+
+    def __repr__(self):
+        return f"Zero({self.ztype})"
+
+
+class Undef:
+    """A linear input of an equation being transposed: its value is not available."""
+    __slots__ = ("type",)
+
+    def __init__(self, type_):
+        self.type = type_
+
+    shape = property(lambda self: self.type.shape)
+    ndim = property(lambda self: len(self.type.shape))
+
+    def __repr__(self):
+        return f"Undef({self.type})"
+
+
+def is_zero(v) -> bool:
+    return v is None or isinstance(v, Zero)
+
+
+class Builder:
+    """Appends equations to ``self.eqns``; ``span`` and ``origin`` label everything emitted."""
+
+    def __init__(self, namer: Optional[Namer] = None, span=None, origin=None, source=None):
+        self.namer = namer or Namer()
+        self.eqns: list = []
+        self.span = span
+        self.origin = origin
+        self.source = source
+
+    # -- values ---------------------------------------------------------------------------
+    def wrap(self, atom) -> Val:
+        return Val(atom, self)
+
+    def lit(self, value) -> Val:
+        return Val(Lit(float(value)), self)
+
+    def zero(self, type_) -> Zero:
+        return Zero(type_, self)
+
+    def atom(self, v):
+        if isinstance(v, Zero):
+            return self.materialize(v).atom
+        if isinstance(v, Val):
+            return v.atom
+        if isinstance(v, (Var, Lit)):
+            return v
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return Lit(float(v))
+        raise TypeError(f"cannot use {v!r} as a program value")
+
+    def materialize(self, z: Zero) -> Val:
+        t = z.ztype
+        dtype = "f64" if t.dtype == WEAK else t.dtype
+        if not isinstance(t, TensorType):
+            raise TypeError(f"cannot materialize a zero of type {t}")
+        return self.emit("zeros", shape=tuple(t.shape), dtype=dtype)
+
+    # -- equations ------------------------------------------------------------------------
+    def emit(self, prim_name: str, *inputs, name: Optional[str] = None, names=None, **params):
+        """Emit ``prim_name(*inputs, **params)``; returns a Val (or a tuple of them).
+
+        Zero inputs are simplified through the primitive's linearity: a separately linear
+        primitive with a zero in a linear slot gives zero; a jointly linear one gives zero when
+        every linear input is zero; otherwise zeros are materialized."""
+        p = get(prim_name)
+        zpos = [i for i, v in enumerate(inputs) if isinstance(v, Zero)]
+        if zpos:
+            simplified = self._simplify_zeros(p, inputs, zpos, params)
+            if simplified is not None:
+                return simplified
+        atoms = tuple(self.atom(v) for v in inputs)
+        out_types = self.out_types(p, [a.type for a in atoms], params)
+        if names is None:
+            names = [name or "t"] * len(out_types)
+        outs = tuple(self.namer.var(n, t) for n, t in zip(names, out_types))
+        self.eqns.append(Eqn(p.name, atoms, make_params(params), outs, self.span, self.origin))
+        vals = tuple(Val(o, self) for o in outs)
+        return vals if p.nout != 1 else vals[0]
+
+    def out_types(self, p, in_types, params) -> list:
+        t = p.shape(list(in_types), dict(params))
+        return list(t) if isinstance(t, (tuple, list)) else [t]
+
+    def _simplify_zeros(self, p, inputs, zpos, params):
+        lin, zs = set(p.linear_in), set(zpos)
+        all_zero = p.joint and lin and lin <= zs and len(lin) == len(inputs)
+        if (zs & lin and not p.joint) or all_zero:
+            types = self.out_types(p, [v.type for v in inputs], params)
+            zeros = tuple(Zero(t, self) for t in types)
+            return zeros if p.nout != 1 else zeros[0]
+        if p.joint and zs <= lin and p.zero_simplify is not None:
+            return p.zero_simplify(self, list(inputs), zpos, params)
+        return None
+
+    def __getattr__(self, prim_name: str):
+        if prim_name.startswith("_"):
+            raise AttributeError(prim_name)
+        return lambda *args, **kw: self.emit(prim_name, *args, **kw)
+
+
+def expect(cond: bool, msg: str):
+    if not cond:
+        raise ShapeError(msg)

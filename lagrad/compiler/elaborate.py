@@ -1,0 +1,405 @@
+"""Elaboration: the AST of a model becomes a flat, typed, single-assignment Program.
+Names are resolved (with suggestions), `fn` helpers are inlined, `for` loops are unrolled,
+and every operation's shape rule runs here, so shape errors point at the source expression."""
+from __future__ import annotations
+
+import inspect
+
+import sympy
+
+from ..dsl import ast
+from ..errors import LaNameError, LaTypeError, LagradError
+from .autodiff import _rename_result
+from .builder import Builder, Val, Zero
+from .ir import Lit, Namer, Program, Var
+from .primitive import REGISTRY, get, suggest
+from .scope import DimRef, LoopInt, Scope
+from .types import ShapeError, TensorType, as_dim, dim_eq, dim_symbol, free_dims
+
+# calls whose positional arguments are dimensions, not values
+DIM_CALLS = {"zeros": "shape", "ones": "shape", "eye": "n"}
+MAX_INLINE_DEPTH = 64
+
+
+class NeedDims(LagradError):
+    """A loop count depends on dimensions whose values are only known at call time."""
+
+    def __init__(self, dims, span=None, source=None):
+        self.dims = set(dims)
+        super().__init__(f"the loop count depends on the dimension(s) {', '.join(sorted(self.dims))}, "
+                         f"known only when the model is called; give their values "
+                         f"(`f.specialize({sorted(self.dims)[0]}=...)`, or `--dims` on the command line)",
+                         span=span, source=source)
+
+
+class Elaborator:
+    def __init__(self, module_ctx, builder: Builder, bindings=None):
+        self.ctx = module_ctx                  # lagrad.compiler.module.ModuleContext
+        self.b = builder
+        self.source = module_ctx.source
+        self.bindings = dict(bindings or {})   # dimension name -> int, for loop counts
+        self.used_bindings = set()
+        self.inline_stack = []
+        self.inherit = None                    # (prim name, params) inside a frechet text rule
+
+    # ---- errors ------------------------------------------------------------------------------
+    def err(self, cls, msg, node, hint=None):
+        return cls(msg, span=node.span, source=self.source, hint=hint)
+
+    # ---- dimensions ---------------------------------------------------------------------------
+    def dim(self, node, scope) -> sympy.Expr:
+        """Evaluate a dimension expression: integers, dimension names, loop variables, + - *."""
+        if isinstance(node, ast.Num):
+            if not isinstance(node.value, int):
+                raise self.err(LaTypeError, f"expected an integer or a dimension, got `{node.value}`", node)
+            return sympy.Integer(node.value)
+        if isinstance(node, ast.Name):
+            v = scope.lookup(node.id)
+            if isinstance(v, DimRef):
+                return v.expr
+            if isinstance(v, LoopInt):
+                return sympy.Integer(v.value)
+            if v is None:
+                raise self.err(LaNameError, f"unknown dimension `{node.id}`" +
+                               suggest(node.id, self._dim_names(scope)), node)
+            raise self.err(LaTypeError, f"`{node.id}` is a value, not an integer or a dimension", node)
+        if isinstance(node, ast.Neg):
+            return -self.dim(node.operand, scope)
+        if isinstance(node, ast.BinOp) and node.op in "+-*":
+            l, r = self.dim(node.left, scope), self.dim(node.right, scope)
+            return sympy.expand(l + r if node.op == "+" else l - r if node.op == "-" else l * r)
+        raise self.err(LaTypeError, "expected an integer or a dimension expression (integers, "
+                       "dimension names, + - *)", node)
+
+    def _dim_names(self, scope):
+        return [n for n in scope.all_names() if isinstance(scope.lookup(n), (DimRef, LoopInt))]
+
+    def concrete(self, expr, node) -> int:
+        """The integer value of a dimension expression, using call-time bindings if needed."""
+        expr = as_dim(expr)
+        if expr.is_Integer:
+            return int(expr)
+        names = {s.name for s in expr.free_symbols}
+        missing = names - set(self.bindings)
+        if missing:
+            raise NeedDims(missing, span=node.span, source=self.source)
+        self.used_bindings |= names
+        return int(expr.subs({dim_symbol(k): self.bindings[k] for k in names}))
+
+    def type_ann(self, ann: ast.TypeAnn, scope, declare=False) -> TensorType:
+        if ann.dims is None:
+            return TensorType(ann.dtype, ())
+        dims = []
+        for d in ann.dims:
+            if declare and isinstance(d, ast.Name) and scope.lookup(d.id) is None:
+                scope.bind(d.id, DimRef(dim_symbol(d.id)))
+            if declare:
+                for n in _names_in(d):
+                    if scope.lookup(n) is None:
+                        scope.bind(n, DimRef(dim_symbol(n)))
+            dims.append(self.dim(d, scope))
+        return TensorType(ann.dtype, tuple(dims))
+
+    # ---- expressions -------------------------------------------------------------------------
+    def value(self, node, scope):
+        """Evaluate an expression to a Val (or a tuple of Vals for several results)."""
+        r = self.expr(node, scope)
+        return self.as_value(r, node)
+
+    def as_value(self, r, node):
+        if isinstance(r, LoopInt):
+            return self.b.lit(r.value)
+        if isinstance(r, DimRef):
+            self.b.span = node.span
+            return self.b.emit("dimval", d=r.expr)
+        if isinstance(r, (Val, tuple)):
+            return r
+        raise self.err(LaTypeError, f"`{_text(node)}` is not a value", node)
+
+    def expr(self, node, scope):
+        m = getattr(self, "e_" + type(node).__name__, None)
+        if m is None:
+            raise self.err(LaTypeError, f"{type(node).__name__} is not allowed here", node)
+        return m(node, scope)
+
+    def e_Num(self, node, scope):
+        return self.b.lit(node.value)
+
+    def e_Str(self, node, scope):
+        raise self.err(LaTypeError, "strings appear only as keyword-argument values", node)
+
+    e_Bool = e_Str
+
+    def e_Name(self, node, scope):
+        v = scope.lookup(node.id)
+        if v is None:
+            cands = [n for n in scope.all_names()]
+            raise self.err(LaNameError, f"unknown name `{node.id}`" + suggest(node.id, cands), node)
+        if isinstance(v, (Val, DimRef, LoopInt, tuple)):
+            return v
+        raise self.err(LaTypeError, f"`{node.id}` is {_describe(v)}, not a value; call it", node)
+
+    def e_Neg(self, node, scope):
+        if isinstance(node.operand, ast.Num):
+            return self.b.lit(-node.operand.value)
+        x = self.single(self.value(node.operand, scope), node.operand)
+        return self.emit("neg", [x], {}, node)
+
+    def e_BinOp(self, node, scope):
+        prim = {"+": "add", "-": "sub", "*": "mul", "/": "div", "@": "matmul", "**": "pow"}[node.op]
+        l = self.single(self.value(node.left, scope), node.left)
+        r = self.single(self.value(node.right, scope), node.right)
+        return self.emit(prim, [l, r], {}, node)
+
+    def e_Transpose(self, node, scope):
+        x = self.single(self.value(node.operand, scope), node.operand)
+        return self.emit("transpose", [x], {}, node)
+
+    def e_Index(self, node, scope):
+        x = self.single(self.value(node.base, scope), node.base)
+        t = x.type
+        if not isinstance(t, TensorType) or len(node.items) > t.ndim:
+            raise self.err(LaTypeError, f"too many indices ({len(node.items)}) for a value of type {t}", node)
+        spec = []
+        for k, (it, d) in enumerate(zip(node.items, t.shape)):
+            if isinstance(it, ast.Slice):
+                lo = sympy.Integer(0) if it.lo is None else self._bound(it.lo, d, scope, node, slice_=True)
+                hi = d if it.hi is None else self._bound(it.hi, d, scope, node, slice_=True)
+                ext = sympy.expand(hi - lo)
+                if ext.is_number and ext < 0:
+                    raise self.err(LaTypeError, f"empty slice {lo}:{hi} of a dimension of size {d}", it)
+                spec.append(("slice", lo, hi))
+            else:
+                spec.append(("at", self._bound(it, d, scope, node)))
+        return self.emit("index", [x], {"spec": tuple(spec)}, node)
+
+    def _bound(self, item, d, scope, node, slice_=False):
+        try:
+            i = self.dim(item, scope)
+        except LaTypeError:
+            raise self.err(LaTypeError, "indices must be integers or dimension expressions", item) from None
+        if i.is_Integer and int(i) < 0:
+            i = sympy.expand(d + i)
+        if i.is_Integer and d.is_Integer:
+            limit = int(d) + (1 if slice_ else 0)
+            if not 0 <= int(i) < limit:
+                raise self.err(LaTypeError, f"index {_text(item)} is out of range for a dimension of size {d}", item)
+        return i
+
+    def e_Call(self, node, scope):
+        name = node.func
+        target = scope.lookup(name)
+        if target is None:
+            target = self.ctx.lookup_callable(name)
+        if target is None:
+            cands = list(self.ctx.callable_names()) + [n for n in scope.all_names()]
+            span_node = _SpanHolder(node.func_span or node.span)
+            raise self.err(LaNameError, f"unknown function `{name}`" + suggest(name, cands), span_node)
+        if isinstance(target, ast.FnDef):
+            return self.inline(target, node, scope)
+        if hasattr(target, "apply_op"):
+            return target.apply_op(self, node, scope)
+        if not hasattr(target, "impl"):
+            raise self.err(LaTypeError, f"`{name}` is {_describe(target)}, not a function", node)
+        return self.call_prim(target, node, scope)
+
+    def call_prim(self, p, node, scope):
+        kwargs = {}
+        for kw in node.kwargs:
+            if kw.name not in p.kwargs:
+                raise self.err(LaNameError, f"`{p.name}` has no keyword argument `{kw.name}`" +
+                               (suggest(kw.name, p.kwargs) or
+                                (f"; it takes {', '.join(p.kwargs)}" if p.kwargs else "; it takes none")), kw)
+            if kw.name in kwargs:
+                raise self.err(LaNameError, f"keyword argument `{kw.name}` given twice", kw)
+            kwargs[kw.name] = kw.value.value
+        if p.name in DIM_CALLS:
+            dims = tuple(self.dim(a, scope) for a in node.args)
+            if p.name == "eye":
+                if len(dims) != 1:
+                    raise self.err(LaTypeError, f"`eye` takes one dimension, got {len(dims)}", node)
+                kwargs["n"] = dims[0]
+            else:
+                if not dims:
+                    raise self.err(LaTypeError, f"`{p.name}` needs at least one dimension", node)
+                kwargs["shape"] = dims
+            return self.emit(p.name, [], kwargs, node)
+        lo, hi = arity(p)
+        n = len(node.args)
+        if n < lo or (hi is not None and n > hi):
+            want = f"{lo}" if lo == hi else (f"at least {lo}" if hi is None else f"{lo} to {hi}")
+            raise self.err(LaTypeError, f"`{p.name}` takes {want} argument{'s' if want != '1' else ''}, got {n}", node)
+        args = [self.single(self.value(a, scope), a) for a in node.args]
+        if self.inherit is not None and self.inherit[0] == p.name:
+            kwargs = {**self.inherit[1], **kwargs}
+        return self.emit(p.name, args, kwargs, node)
+
+    def single(self, v, node):
+        if isinstance(v, tuple):
+            raise self.err(LaTypeError, f"this call gives {len(v)} results; unpack them with "
+                           f"`a, b = ...` first", node)
+        return v
+
+    def emit(self, prim, args, params, node):
+        self.b.span = node.span
+        try:
+            return self.b.emit(prim, *args, **params)
+        except ShapeError as e:
+            raise self.err(LaTypeError, f"{_opname(prim)}: {e}", node) from None
+
+    # ---- helpers: fn inlining -----------------------------------------------------------------
+    def inline(self, fn: ast.FnDef, node, scope):
+        if node.kwargs:
+            raise self.err(LaTypeError, f"`{fn.name}` is a fn; it takes no keyword arguments", node.kwargs[0])
+        if len(node.args) != len(fn.params):
+            raise self.err(LaTypeError, f"`{fn.name}` takes {len(fn.params)} argument(s), got {len(node.args)}", node)
+        if len(self.inline_stack) >= MAX_INLINE_DEPTH or fn.name in self.inline_stack:
+            raise self.err(LaTypeError, f"`{fn.name}` calls itself; fn helpers are inlined and cannot recurse", node)
+        inner = Scope({}, parent=self.ctx.globals_scope())
+        dimmap = {}
+        for prm, a in zip(fn.params, node.args):
+            v = self.value(a, scope)
+            if prm.type is not None:
+                self._unify(prm.type, v, dimmap, a, fn)
+            inner.bind(prm.name, v)
+        for dn, expr in dimmap.items():
+            if inner.lookup(dn) is None:
+                inner.bind(dn, DimRef(expr))
+        self.inline_stack.append(fn.name)
+        try:
+            return self.body(fn.body, inner)
+        finally:
+            self.inline_stack.pop()
+
+    def _unify(self, ann, v, dimmap, node, fn):
+        t = v.type if isinstance(v, Val) else None
+        if t is None or not isinstance(t, TensorType):
+            raise self.err(LaTypeError, f"argument of `{fn.name}` must be an array", node)
+        want = len(ann.dims or ())
+        if t.ndim != want:
+            raise self.err(LaTypeError, f"`{fn.name}` expects {ann.dtype}{'[..]' * bool(want)} with {want} "
+                           f"dimension(s), got {t}", node)
+        for d, got in zip(ann.dims or (), t.shape):
+            if isinstance(d, ast.Name):
+                prev = dimmap.get(d.id)
+                if prev is None:
+                    dimmap[d.id] = got
+                elif not dim_eq(prev, got):
+                    raise self.err(LaTypeError, f"`{fn.name}`: dimension `{d.id}` is {prev} and {got}", node)
+            elif isinstance(d, ast.Num) and not dim_eq(d.value, got):
+                raise self.err(LaTypeError, f"`{fn.name}` expects a dimension of {d.value}, got {got}", node)
+
+    # ---- statements ---------------------------------------------------------------------------
+    def body(self, stmts, scope):
+        """Run statements; returns the Return's values (a Val or a tuple) or None."""
+        for k, st in enumerate(stmts):
+            if isinstance(st, ast.Return):
+                if k != len(stmts) - 1:
+                    raise self.err(LaTypeError, "statements after `return`", stmts[k + 1])
+                vals = [self.single(self.value(v, scope), v) for v in st.values]
+                return vals[0] if len(vals) == 1 else tuple(vals)
+            self.stmt(st, scope)
+        return None
+
+    def stmt(self, st, scope):
+        if isinstance(st, ast.Assign):
+            return self.assign(st, scope)
+        if isinstance(st, ast.For):
+            return self.loop(st, scope)
+        if isinstance(st, ast.OpDef):
+            return self.ctx.define_op(self, st, scope)
+        raise self.err(LaTypeError, f"unexpected {type(st).__name__}", st)
+
+    def assign(self, st, scope):
+        start = len(self.b.eqns)
+        v = self.expr(st.value, scope)
+        targets = st.targets
+        if len(targets) == 1:
+            v = self.single(v, st.value) if isinstance(v, tuple) else v
+            self._bind(targets[0], v, scope, start)
+            return
+        if not isinstance(v, tuple):
+            raise self.err(LaTypeError, f"cannot unpack one value into {len(targets)} names", st)
+        if len(v) != len(targets):
+            raise self.err(LaTypeError, f"the right side gives {len(v)} results, not {len(targets)}", st)
+        for t, x in zip(targets, v):
+            self._bind(t, x, scope, start)
+
+    def _bind(self, target, v, scope, start):
+        name = target.id
+        prev = scope.lookup(name)
+        if isinstance(prev, DimRef) and name in self.ctx.dim_names:
+            raise self.err(LaNameError, f"`{name}` is a dimension of the model; choose another name", target)
+        if isinstance(prev, LoopInt):
+            raise self.err(LaNameError, f"`{name}` is a loop variable and cannot be assigned", target)
+        if isinstance(v, Val) and not isinstance(v, Zero):
+            v = _rename_result(self.b, start, v, name)
+        scope.bind(name, v)
+
+    def loop(self, st, scope):
+        count = self.concrete(self.dim(st.count, scope), st.count)
+        if count < 0:
+            raise self.err(LaTypeError, f"loop count {count} is negative", st.count)
+        prev = scope.names.get(st.var)
+        if isinstance(prev, (Val, DimRef)):
+            raise self.err(LaNameError, f"loop variable `{st.var}` hides a name already in use", st)
+        for i in range(count):
+            scope.bind(st.var, LoopInt(i))
+            self.body(st.body, scope)
+
+
+def arity(p):
+    if p.min_args is not None:
+        return p.min_args, p.max_args
+    try:
+        sig = inspect.signature(p.impl)
+    except (TypeError, ValueError):
+        return 0, None
+    lo, hi = 0, 0
+    for prm in sig.parameters.values():
+        if prm.kind == prm.VAR_POSITIONAL:
+            hi = None
+        elif prm.kind in (prm.POSITIONAL_ONLY, prm.POSITIONAL_OR_KEYWORD) and prm.name not in p.kwargs:
+            if prm.default is prm.empty:
+                lo += 1
+            if hi is not None:
+                hi += 1
+    return lo, hi
+
+
+class _SpanHolder:
+    def __init__(self, span):
+        self.span = span
+
+
+def _names_in(node):
+    if isinstance(node, ast.Name):
+        return [node.id]
+    if isinstance(node, ast.BinOp):
+        return _names_in(node.left) + _names_in(node.right)
+    if isinstance(node, ast.Neg):
+        return _names_in(node.operand)
+    return []
+
+
+def _opname(prim):
+    p = REGISTRY.get(prim)
+    return f"`{p.infix}`" if p is not None and p.infix else f"`{prim}`"
+
+
+def _text(node):
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Num):
+        return str(node.value)
+    if isinstance(node, ast.Neg):
+        return "-" + _text(node.operand)
+    return type(node).__name__.lower()
+
+
+def _describe(v):
+    if isinstance(v, ast.FnDef):
+        return "a fn"
+    if hasattr(v, "impl"):
+        return "a function"
+    return "not a value"

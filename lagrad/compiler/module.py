@@ -1,0 +1,167 @@
+"""A parsed module's definitions and the compilation of its models to Programs."""
+from __future__ import annotations
+
+from ..dsl import ast
+from ..errors import LaNameError, LaTypeError, RuleError
+from . import elementwise as ew
+from .builder import Builder, Val, Zero
+from .elaborate import Elaborator
+from .ir import Namer, Program, Var
+from .passes import CANONICAL, LOWERING, run_passes, typecheck
+from .primitive import REGISTRY
+from .scope import DimRef, Scope
+from .types import TensorType, WEAK, dim_symbol, shape_eq
+
+
+class ModuleContext:
+    def __init__(self, mod: ast.Module):
+        self.ast = mod
+        self.source = mod.source
+        self.path = mod.path
+        self.models, self.fns, self.elementwise = {}, {}, {}
+        self.dim_names = set()
+        seen = {}
+        for it in mod.items:
+            if isinstance(it, ast.FrechetDef):
+                self._attach_frechet(it)
+                continue
+            if it.name in seen:
+                raise LaNameError(f"`{it.name}` is defined twice (first at line {seen[it.name].span.line})",
+                                  span=it.span, source=self.source)
+            seen[it.name] = it
+            if isinstance(it, ast.Model):
+                self.models[it.name] = it
+            elif isinstance(it, ast.FnDef):
+                if it.name in REGISTRY and not REGISTRY[it.name].user and not REGISTRY[it.name].internal:
+                    raise LaNameError(f"`{it.name}` is a standard-library function; choose another name",
+                                      span=it.span, source=self.source)
+                self.fns[it.name] = it
+            elif isinstance(it, ast.ElementwiseDef):
+                self.elementwise[it.name] = ew.define(it, self, self.source)
+
+    def _attach_frechet(self, d: ast.FrechetDef):
+        p = REGISTRY.get(d.name)
+        if p is None or p.internal:
+            from .primitive import suggest, public_names
+            raise LaNameError(f"`frechet {d.name}`: no primitive `{d.name}` is registered (register it "
+                              f"with lagrad.primitive first)" + suggest(d.name, public_names()),
+                              span=d.span, source=self.source)
+        if not p.user:
+            raise RuleError(f"`{d.name}` is a standard-library primitive; its Fréchet rule cannot be replaced",
+                            span=d.span, source=self.source)
+        p.frechet = d
+        p.frechet_source = self.source
+        p._compiled_frechet = None
+
+    # -- what the elaborator asks ----------------------------------------------------------
+    def lookup_callable(self, name):
+        if name in self.fns:
+            return self.fns[name]
+        p = REGISTRY.get(name)
+        return p if p is not None and not p.internal else None
+
+    def callable_names(self):
+        return list(self.fns) + [n for n, p in REGISTRY.items() if not p.internal]
+
+    def globals_scope(self):
+        return Scope({})
+
+    def define_op(self, el, st, scope):
+        raise el.err(LaTypeError, "matrix-free operators (`op`) are not available yet in this "
+                     "version of lagrad", st)
+
+    # -- compiling a model ------------------------------------------------------------------
+    def elaborate(self, name: str, bindings=None) -> tuple:
+        """The raw Program of model `name` and the dimension bindings the elaboration used."""
+        m = self.models[name]
+        namer = Namer()
+        b = Builder(namer, source=self.source)
+        scope = Scope({}, parent=self.globals_scope())
+        el = Elaborator(self, b, bindings)
+        inputs = []
+        for prm, t in self._params(m, el, scope):
+            v = Var(namer.fresh(prm.name), t)
+            inputs.append(v)
+            scope.bind(prm.name, b.wrap(v))
+        result = el.body(m.body, scope)
+        results = list(result) if isinstance(result, tuple) else [result]
+        ret = m.body[-1]
+        outs = []
+        for k, r in enumerate(results):
+            if isinstance(r, Zero):
+                r = b.materialize(r)
+            outs.append(r.atom)
+        self._check_return(m, outs, ret, el, scope)
+        prog = Program(name, inputs, b.eqns, outs, kind="primal", path=self.path, source=self.source)
+        return prog, {k: bindings[k] for k in el.used_bindings}
+
+    def signature(self, name: str) -> list:
+        """[(parameter name, TensorType)] of model `name`."""
+        el = Elaborator(self, Builder(Namer(), source=self.source))
+        return [(prm.name, t) for prm, t in self._params(self.models[name], el, Scope({}))]
+
+    def _params(self, m, el, scope):
+        """Declare the model's dimensions in `scope`; yields (Param, TensorType)."""
+        self.dim_names = set()
+        alone = set()
+        for prm in m.params:
+            if prm.type is None:
+                raise LaTypeError(f"model parameter `{prm.name}` needs a type", span=prm.span, source=self.source)
+            for d in prm.type.dims or ():
+                for n in _dim_names(d):
+                    self.dim_names.add(n)
+                    scope.bind(n, DimRef(dim_symbol(n)))
+                if isinstance(d, ast.Name):
+                    alone.add(d.id)
+        seen = set()
+        out = []
+        for prm in m.params:
+            if prm.name in self.dim_names:
+                raise LaNameError(f"`{prm.name}` is both a parameter and a dimension", span=prm.span, source=self.source)
+            if prm.name in seen:
+                raise LaNameError(f"parameter `{prm.name}` is declared twice", span=prm.span, source=self.source)
+            seen.add(prm.name)
+            for d in prm.type.dims or ():
+                for n in _dim_names(d):
+                    if n not in alone:
+                        raise LaTypeError(f"dimension `{n}` must appear alone in some argument's type, "
+                                          f"where a call can bind it", span=d.span, source=self.source)
+            out.append((prm, el.type_ann(prm.type, scope)))
+        return out
+
+    def _check_return(self, m, outs, ret, el, scope):
+        if m.ret is None:
+            return
+        if len(m.ret) != len(outs):
+            raise LaTypeError(f"`{m.name}` is declared to return {len(m.ret)} value(s) but returns {len(outs)}",
+                              span=ret.span, source=self.source)
+        for ann, o, node in zip(m.ret, outs, ret.values):
+            want = el.type_ann(ann, scope)
+            got = o.type
+            ok = isinstance(got, TensorType) and shape_eq(got.shape, want.shape) and \
+                got.dtype in (want.dtype, WEAK)
+            if not ok:
+                raise LaTypeError(f"`{m.name}` is declared to return {want} but this is {got}",
+                                  span=node.span, source=self.source)
+
+
+def _dim_names(node):
+    if isinstance(node, ast.Name):
+        return [node.id]
+    if isinstance(node, ast.BinOp):
+        return _dim_names(node.left) + _dim_names(node.right)
+    if isinstance(node, ast.Neg):
+        return _dim_names(node.operand)
+    return []
+
+
+def canonical(prog: Program) -> Program:
+    """The program differentiation works on: inv products rewritten, CSE, DCE."""
+    return run_passes(prog, CANONICAL)
+
+
+def lowered(prog: Program, out_names=None) -> Program:
+    """The program that runs and prints: factorizations shared as values, tidy names."""
+    from .passes import tidy_names
+    prog = run_passes(prog, LOWERING)
+    return typecheck(tidy_names(prog, out_names), "tidy_names")

@@ -1,0 +1,206 @@
+"""Program rewrites. Each takes a Program and returns a new one; `typecheck` runs after each.
+
+* ``dce`` — drop equations no output needs.
+* ``cse`` — one equation for each distinct (primitive, inputs, params).
+* ``rewrite_inv`` — ``inv(A) @ B → solve(A, B)`` and ``B @ inv(A) → solve(Aᵀ, Bᵀ)ᵀ``.
+* ``share_factorizations`` — ``solve``/``inv``/``det``/``logdet`` become a factorization value
+  and a linear apply (``F = lu_factor(A)``, ``lu_solve(F, B)``), so after CSE a solve and its
+  adjoint (``solve(Aᵀ, ·)`` → ``lu_solve(F, ·, trans=true)``) share one LU or Cholesky.
+"""
+from __future__ import annotations
+
+import re
+
+from .builder import Builder
+from .ir import Eqn, Lit, Namer, Program, Var, make_params
+from .primitive import get
+from .types import TensorType
+
+
+class CompilerBug(AssertionError):
+    """An internal invariant broke: a pass produced an ill-typed program."""
+
+
+def dce(prog: Program) -> Program:
+    live = {id(o) for o in prog.outputs if isinstance(o, Var)}
+    kept = []
+    for e in reversed(prog.eqns):
+        if any(id(o) in live for o in e.outputs):
+            kept.append(e)
+            live.update(id(a) for a in e.inputs if isinstance(a, Var))
+    return prog.copy(eqns=kept[::-1])
+
+
+def _key_atom(a, sub):
+    if isinstance(a, Lit):
+        return ("lit", float(a.value))
+    return ("var", id(sub.get(id(a), a)))
+
+
+def substitute(prog: Program, sub: dict, eqns=None) -> Program:
+    """Replace variables (by id) in inputs of equations and in outputs."""
+    def s(a):
+        return sub.get(id(a), a) if isinstance(a, Var) else a
+    new = [Eqn(e.prim, tuple(s(a) for a in e.inputs), e.params, e.outputs, e.span, e.origin)
+           for e in (prog.eqns if eqns is None else eqns)]
+    return prog.copy(eqns=new, outputs=[s(o) for o in prog.outputs])
+
+
+def cse(prog: Program) -> Program:
+    seen, sub, kept = {}, {}, []
+    for e in prog.eqns:
+        ins = tuple(sub.get(id(a), a) if isinstance(a, Var) else a for a in e.inputs)
+        key = (e.prim, tuple(_key_atom(a, sub) for a in ins), e.params)
+        try:
+            prev = seen.get(key)
+        except TypeError:               # an unhashable param: keep the equation as it is
+            prev = None
+            key = None
+        e = Eqn(e.prim, ins, e.params, e.outputs, e.span, e.origin)
+        if prev is not None:
+            for o, po in zip(e.outputs, prev.outputs):
+                sub[id(o)] = po
+            continue
+        if key is not None:
+            seen[key] = e
+        kept.append(e)
+    return prog.copy(eqns=kept, outputs=[sub.get(id(o), o) if isinstance(o, Var) else o for o in prog.outputs])
+
+
+def _producers(prog):
+    return {id(o): e for e in prog.eqns for o in e.outputs}
+
+
+def rewrite_inv(prog: Program) -> Program:
+    """inv(A) @ B → solve(A, B); B @ inv(A) → solve(Aᵀ, Bᵀ)ᵀ (a vector b: solve(Aᵀ, b))."""
+    prod = _producers(prog)
+    namer = Namer.for_program(prog)
+    b = Builder(namer, source=prog.source)
+    sub = {}
+    for e in prog.eqns:
+        e = Eqn(e.prim, tuple(sub.get(id(a), a) if isinstance(a, Var) else a for a in e.inputs),
+                e.params, e.outputs, e.span, e.origin)
+        if e.prim == "matmul":
+            l, r = (prod.get(id(a)) if isinstance(a, Var) else None for a in e.inputs)
+            b.span, b.origin = e.span, e.origin
+            if l is not None and l.prim == "inv":
+                b.eqns.append(Eqn("solve", (l.inputs[0], e.inputs[1]), (), e.outputs, e.span, e.origin))
+                continue
+            if r is not None and r.prim == "inv":
+                A, B = b.wrap(r.inputs[0]), b.wrap(e.inputs[0])
+                if B.ndim == 1:
+                    b.eqns.append(Eqn("solve", (A.T.atom, B.atom), (), e.outputs, e.span, e.origin))
+                else:
+                    X = b.solve(A.T, B.T)
+                    b.eqns.append(Eqn("transpose", (X.atom,), (), e.outputs, e.span, e.origin))
+                continue
+        b.eqns.append(e)
+    return dce(prog.copy(eqns=b.eqns))
+
+
+FACTORED = {"solve", "inv", "det", "logdet"}
+
+
+def share_factorizations(prog: Program) -> Program:
+    prod = _producers(prog)
+    namer = Namer.for_program(prog)
+    b = Builder(namer, source=prog.source)
+    sub = {}
+    for e in prog.eqns:
+        e = Eqn(e.prim, tuple(sub.get(id(a), a) if isinstance(a, Var) else a for a in e.inputs),
+                e.params, e.outputs, e.span, e.origin)
+        if e.prim not in FACTORED:
+            b.eqns.append(e)
+            continue
+        b.span, b.origin = e.span, e.origin
+        A, trans = e.inputs[0], False
+        while isinstance(A, Var) and id(A) in prod and prod[id(A)].prim == "transpose":
+            A, trans = prod[id(A)].inputs[0], not trans       # factor A once, solve with Aᵀ
+        assume = e.param("assume", "gen")
+        kind = "chol" if assume == "pos" else "lu"
+        if assume in ("pos", "sym"):
+            trans = False                   # a symmetric matrix is its own transpose
+        F = b.emit(f"{kind}_factor", b.wrap(A), name=f"{A.name}_{kind}" if isinstance(A, Var) else kind)
+        if e.prim == "solve":
+            prim, ins, params = f"{kind}_solve", (F.atom, e.inputs[1]), ({"trans": trans} if kind == "lu" else {})
+        elif trans and e.prim == "inv":      # inv(Aᵀ) = inv(A)ᵀ
+            inner = b.lu_inv(F)
+            prim, ins, params = "transpose", (inner.atom,), {}
+        else:                                # det and logdet of Aᵀ equal those of A
+            prim, ins, params = {"inv": "lu_inv", "det": "lu_det", "logdet": "lu_logabsdet"}[e.prim], (F.atom,), {}
+        b.eqns.append(Eqn(prim, ins, make_params(params), e.outputs, e.span, e.origin))
+    return dce(cse(dce(prog.copy(eqns=b.eqns))))
+
+
+_TEMP = re.compile(r"^d?t(_\d+)*(_bar)?(_\d+)*$")
+_SUFFIX = re.compile(r"(_\d+)+$")
+
+
+def tidy_names(prog: Program, out_names=None) -> Program:
+    """Readable names: temporaries numbered t1, t2, ... in order; SSA suffixes dropped where
+    the plain name is free; outputs named as asked (``out``, ``x_bar``, ``dout``)."""
+    taken = {v.name for v in prog.inputs}
+    want = {}
+    outs = [o for o in prog.outputs]
+    for k, o in enumerate(outs):
+        if not isinstance(o, Var) or any(o is v for v in prog.inputs) or id(o) in want:
+            continue
+        name = out_names[k] if out_names and k < len(out_names) and out_names[k] else None
+        if name is None and _TEMP.match(o.name):
+            name = "out" if len(outs) == 1 else f"out{k}"
+        if name is not None and name not in taken:
+            want[id(o)] = name
+            taken.add(name)
+    new, count = {}, 0
+    for e in prog.eqns:
+        for o in e.outputs:
+            if id(o) in want:
+                name = want[id(o)]
+            elif _TEMP.match(o.name):
+                count += 1
+                while f"t{count}" in taken:
+                    count += 1
+                name = f"t{count}"
+            else:
+                base = _SUFFIX.sub("", o.name)
+                name = base if base not in taken else Namer(taken).fresh(base)
+            taken.add(name)
+            new[id(o)] = Var(name, o.type) if name != o.name else o
+    def r(a):
+        return new.get(id(a), a) if isinstance(a, Var) else a
+    eqns = [Eqn(e.prim, tuple(r(a) for a in e.inputs), e.params, tuple(r(o) for o in e.outputs), e.span, e.origin)
+            for e in prog.eqns]
+    return prog.copy(eqns=eqns, outputs=[r(o) for o in prog.outputs])
+
+
+def typecheck(prog: Program, where: str = "") -> Program:
+    """Every variable defined once before use; every equation's outputs match its shape rule."""
+    defined = {id(v) for v in prog.inputs}
+    for e in prog.eqns:
+        for a in e.inputs:
+            if isinstance(a, Var) and id(a) not in defined:
+                raise CompilerBug(f"{where}: `{a.name}` used before definition in {e.prim}")
+        p = get(e.prim)
+        got = p.shape([a.type for a in e.inputs], e.param_dict)
+        got = list(got) if isinstance(got, (tuple, list)) else [got]
+        for o, t in zip(e.outputs, got):
+            if id(o) in defined:
+                raise CompilerBug(f"{where}: `{o.name}` assigned twice")
+            if not o.type.same(t) and not (isinstance(t, TensorType) and t.dtype == "weak"):
+                raise CompilerBug(f"{where}: `{o.name}` has type {o.type} but {e.prim} gives {t}")
+            defined.add(id(o))
+    for o in prog.outputs:
+        if isinstance(o, Var) and id(o) not in defined:
+            raise CompilerBug(f"{where}: output `{o.name}` is never defined")
+    return prog
+
+
+def run_passes(prog: Program, passes) -> Program:
+    typecheck(prog, "input")
+    for p in passes:
+        prog = typecheck(p(prog), p.__name__)
+    return prog
+
+
+CANONICAL = (rewrite_inv, cse, dce, tidy_names)
+LOWERING = (share_factorizations, cse, dce)

@@ -1,0 +1,95 @@
+"""Primitive definitions and the registry. A primitive is one object holding everything about
+an operation: shape rule, JAX implementation, Fréchet rule and (where linear) transpose rule.
+
+Rule signatures (all written against the :class:`~lagrad.compiler.builder.Builder`):
+
+* ``shape(in_types, params) -> type | tuple[type]`` raising ``ShapeError`` with a message.
+* ``impl(*arrays, **params)`` — whole-array JAX code. Params hold Python values (dimension
+  expressions already evaluated to ints).
+* ``frechet``: either the text of a ``frechet NAME(ARGS) -> OUTS { ... }`` block (calls of NAME
+  inside it inherit the keyword parameters of the call being differentiated), or a function
+  ``frechet(b, primals, tangents, outs, params) -> tangent | list[tangent]`` where tangents are
+  ``Val`` or ``Zero``.
+* ``transpose(b, cts, inputs, outs, params) -> list`` with one entry per input: the cotangent
+  of each linear (``Undef``) input (``Val``, ``Zero`` or ``None`` for zero); ``None`` for the
+  others. ``cts`` holds one cotangent (``Val`` or ``Zero``) per output.
+* ``linear_in``: input positions the primitive is linear in. ``joint=True`` means jointly linear
+  (``add``: every linear input may carry a tangent at once); otherwise separately linear
+  (``mul``: linear in each factor while the others are constant).
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional, Union
+
+from ..errors import LaNameError, RuleError
+
+
+@dataclass
+class Primitive:
+    name: str
+    impl: Callable
+    shape: Callable
+    nout: int = 1
+    frechet: Union[str, Callable, None] = None
+    transpose: Optional[Callable] = None
+    linear_in: tuple = ()
+    joint: bool = False
+    kwargs: dict = field(default_factory=dict)       # user-facing keyword params: defaults
+    math: str = ""                                   # one-line math comment
+    infix: Optional[str] = None                      # printed as `a OP b` (or `OP a` for unary)
+    codegen: Optional[Callable] = None               # (arg_srcs, params) -> JAX expression text
+    zero_simplify: Optional[Callable] = None         # joint-linear: (b, inputs, zero_pos, params)
+    zero_tangent: bool = False                       # piecewise constant: derivative is zero
+    internal: bool = False                           # made by passes, never named in source
+    user: bool = False                               # registered with lagrad.primitive
+    domains: dict = field(default_factory=dict)      # arg position -> input domain for samplers:
+                                                     # 'spd' 'stable' 'contractive' 'fullrank' 'positive' 'wellcond'
+    min_args: Optional[int] = None                   # arity check (defaults to len of signature)
+    max_args: Optional[int] = None
+    doc: str = ""
+    _compiled_frechet: Any = field(default=None, repr=False)
+
+    def __post_init__(self):
+        self.linear_in = tuple(self.linear_in)
+
+    def is_linear_at(self, positions, n_inputs: int) -> bool:
+        """Whether the primitive is linear (not merely affine) when exactly the inputs at
+        `positions` vary: a jointly linear one needs all its inputs varying."""
+        positions = set(positions)
+        if not positions or not positions <= set(self.linear_in):
+            return False
+        return positions == set(range(n_inputs)) if self.joint else len(positions) == 1
+
+
+REGISTRY: dict = {}
+
+
+def register(prim: Primitive, *, replace: bool = True) -> Primitive:
+    if not replace and prim.name in REGISTRY:
+        raise RuleError(f"primitive `{prim.name}` is already registered")
+    REGISTRY[prim.name] = prim
+    prim._compiled_frechet = None
+    return prim
+
+
+def get(name: str, span=None, source=None) -> Primitive:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise LaNameError(f"unknown function `{name}`" + suggest(name, public_names()),
+                          span=span, source=source) from None
+
+
+def public_names():
+    return [n for n, p in REGISTRY.items() if not p.internal]
+
+
+def suggest(name: str, candidates) -> str:
+    close = difflib.get_close_matches(name, list(candidates), n=3, cutoff=0.6)
+    if not close:
+        return ""
+    if len(close) == 1:
+        return f"; did you mean `{close[0]}`?"
+    return "; did you mean " + ", ".join(f"`{c}`" for c in close[:-1]) + f" or `{close[-1]}`?"

@@ -1,0 +1,66 @@
+"""Readable text of a Program: one operation per line, source names, types with symbolic dims,
+and on every line the source line it comes from (``# from model.la:3 (inv)``)."""
+from __future__ import annotations
+
+import os
+
+from .ir import Lit, Program, Var
+from .primitive import REGISTRY
+from .types import fmt_dim
+
+
+def atom_text(a) -> str:
+    return a.name if isinstance(a, (Var, Lit)) else str(a)
+
+
+def _param_text(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return f'"{v}"'
+    if isinstance(v, tuple):
+        return "(" + ", ".join(_param_text(x) for x in v) + ")"
+    if hasattr(v, "free_symbols"):
+        return fmt_dim(v)
+    return repr(v)
+
+
+def _index_text(x, spec) -> str:
+    items = [fmt_dim(it[1]) if it[0] == "at" else f"{fmt_dim(it[1])}:{fmt_dim(it[2])}" for it in spec]
+    return f"{x}[{', '.join(items)}]"
+
+
+def rhs_text(e) -> str:
+    args = [atom_text(a) for a in e.inputs]
+    p = REGISTRY.get(e.prim)
+    if p is not None and p.infix and len(args) == 2:
+        return f"{args[0]} {p.infix} {args[1]}"
+    if p is not None and p.infix and len(args) == 1:
+        return f"{p.infix}{args[0]}"
+    if e.prim == "transpose":
+        return f"{args[0]}'"
+    if e.prim == "index":
+        return _index_text(args[0], e.param("spec"))
+    kw = [f"{k}={_param_text(v)}" for k, v in e.params]
+    return f"{e.prim}({', '.join(args + kw)})"
+
+
+def _where(e, path) -> str:
+    if e.span is None or not getattr(e.span, "line", 0):
+        return ""
+    where = f"# from {os.path.basename(e.span.path or path)}:{e.span.line}"
+    return where + (f" ({e.origin})" if e.origin else "")
+
+
+def format_program(prog: Program) -> str:
+    sig = ", ".join(f"{v.name}: {v.type}" for v in prog.inputs)
+    outs = ", ".join(atom_text(o) for o in prog.outputs)
+    head = f"{prog.kind} {prog.name}({sig})"
+    lines = []
+    for e in prog.eqns:
+        lhs = ", ".join(f"{o.name}: {o.type}" for o in e.outputs)
+        lines.append((f"    {lhs} = {rhs_text(e)}", _where(e, prog.path)))
+    width = max([len(l) for l, _ in lines] + [0])
+    width = min(width, 72)
+    body = [f"{l.ljust(width)}  {c}".rstrip() if c else l for l, c in lines]
+    return "\n".join([head + ":"] + body + [f"    return {outs}"])

@@ -1,0 +1,119 @@
+"""Types of IR values: tensors with symbolic (sympy) dimensions, and factorization values."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import sympy
+
+DTYPES = ("f32", "f64")
+WEAK = "weak"          # the dtype of a Python number literal: it takes its partner's dtype
+
+
+class ShapeError(Exception):
+    """Raised by shape rules; the compiler turns it into a LaTypeError at the offending line."""
+
+
+@lru_cache(maxsize=None)
+def dim_symbol(name: str) -> sympy.Symbol:
+    return sympy.Symbol(name, integer=True, positive=True)
+
+
+def as_dim(d) -> sympy.Expr:
+    if isinstance(d, sympy.Basic):
+        return d
+    if isinstance(d, str):
+        return dim_symbol(d)
+    return sympy.Integer(int(d))
+
+
+def dim_eq(a, b) -> bool:
+    a, b = as_dim(a), as_dim(b)
+    if a == b:
+        return True
+    if a.is_Integer and b.is_Integer:
+        return False
+    return sympy.expand(a - b) == 0
+
+
+def shape_eq(s, t) -> bool:
+    return len(s) == len(t) and all(dim_eq(a, b) for a, b in zip(s, t))
+
+
+def fmt_dim(d) -> str:
+    return str(d).replace("**", "^")
+
+
+def fmt_shape(shape) -> str:
+    return "[" + ", ".join(fmt_dim(d) for d in shape) + "]"
+
+
+def promote(*dtypes: str) -> str:
+    """JAX-style promotion: f32 with f64 gives f64; weak literals take the other dtype."""
+    strong = [d for d in dtypes if d != WEAK]
+    if not strong:
+        return WEAK
+    return "f64" if "f64" in strong else "f32"
+
+
+@dataclass(frozen=True)
+class TensorType:
+    dtype: str                 # "f32" | "f64" | WEAK (scalar literals only)
+    shape: tuple = ()          # of sympy.Expr
+
+    def __post_init__(self):
+        object.__setattr__(self, "shape", tuple(as_dim(d) for d in self.shape))
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def is_scalar(self) -> bool:
+        return not self.shape
+
+    def with_shape(self, shape) -> "TensorType":
+        return TensorType(self.dtype, tuple(shape))
+
+    def with_dtype(self, dtype) -> "TensorType":
+        return TensorType(dtype, self.shape)
+
+    def same(self, other) -> bool:
+        return isinstance(other, TensorType) and self.dtype == other.dtype and shape_eq(self.shape, other.shape)
+
+    def __str__(self) -> str:
+        dt = "f64" if self.dtype == WEAK else self.dtype
+        return dt if not self.shape else dt + fmt_shape(self.shape)
+
+
+@dataclass(frozen=True)
+class FactorType:
+    """A factorization of a square matrix kept as a value (``lu``, ``chol``), so a solve and
+    its adjoint share it."""
+    kind: str
+    of: TensorType             # the type of the factorized matrix
+
+    @property
+    def dtype(self) -> str:
+        return self.of.dtype
+
+    @property
+    def shape(self) -> tuple:
+        return self.of.shape
+
+    def same(self, other) -> bool:
+        return isinstance(other, FactorType) and other.kind == self.kind and self.of.same(other.of)
+
+    def __str__(self) -> str:
+        return f"{self.kind}({self.of})"
+
+
+def scalar(dtype: str = "f64") -> TensorType:
+    return TensorType(dtype, ())
+
+
+def free_dims(shape) -> set:
+    out = set()
+    for d in shape:
+        out |= {s.name for s in as_dim(d).free_symbols}
+    return out

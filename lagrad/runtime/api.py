@@ -1,0 +1,103 @@
+"""The public entry points: ``load``, ``loads``, ``Module`` and ``primitive``."""
+from __future__ import annotations
+
+import threading
+
+from ..compiler import primitive as prim_mod
+from ..compiler.module import ModuleContext
+from ..compiler.primitive import suggest
+from ..dsl import parse
+from ..errors import LaNameError, LagradError
+from .function import Function
+
+_CACHE: dict = {}
+_CACHE_LOCK = threading.Lock()
+_REGISTRY_VERSION = [0]
+
+
+class UnknownModel(LaNameError, AttributeError, KeyError):
+    def __str__(self):
+        return LaNameError.__str__(self)
+
+
+class Module:
+    """The models of one .la file, as attributes and by ``module["name"]``."""
+
+    def __init__(self, ctx: ModuleContext):
+        self._ctx = ctx
+        self._functions = {name: Function(ctx, name) for name in ctx.models}
+
+    @property
+    def path(self):
+        return self._ctx.path
+
+    def names(self):
+        return list(self._functions)
+
+    def __getitem__(self, name) -> Function:
+        try:
+            return self._functions[name]
+        except KeyError:
+            raise UnknownModel(f"no model `{name}` in {self._ctx.path}" + suggest(name, self._functions)) from None
+
+    def __getattr__(self, name) -> Function:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self[name]
+
+    def __contains__(self, name):
+        return name in self._functions
+
+    def __iter__(self):
+        return iter(self._functions)
+
+    def __dir__(self):
+        return list(super().__dir__()) + list(self._functions)
+
+    def __repr__(self):
+        return f"<lagrad.Module {self._ctx.path}: {', '.join(self._functions)}>"
+
+
+def loads(text: str, name: str = "<string>") -> Module:
+    """Parse and check every model in `text`. Loading the same text twice costs nothing: the
+    module, and everything compiled from it, is cached (keyed by text, name and the registry)."""
+    key = (text, name, _REGISTRY_VERSION[0])
+    with _CACHE_LOCK:
+        hit = _CACHE.get(key)
+    if hit is not None:
+        return hit
+    ctx = ModuleContext(parse(text, path=name))
+    mod = Module(ctx)
+    for f in mod._functions.values():      # type-check every model now
+        f.params
+        _check_model(f)
+    with _CACHE_LOCK:
+        return _CACHE.setdefault(key, mod)
+
+
+def _check_model(f: Function):
+    from ..compiler.elaborate import NeedDims
+    try:
+        f.compiled({})
+    except NeedDims:
+        pass                                # loop counts bound at call time; checked then
+
+
+def load(path) -> Module:
+    path = str(path)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError as e:
+        raise LagradError(f"cannot read {path}: {e.strerror}") from None
+    return loads(text, name=path)
+
+
+def primitive(name, impl, *, frechet=None, transpose=None, linear_in=(), shape=None, nout=1, kwargs=None):
+    """Register a primitive for .la files loaded afterwards (SPEC §4)."""
+    from .user_primitive import make_user_primitive
+    p = make_user_primitive(name, impl, frechet=frechet, transpose=transpose, linear_in=linear_in,
+                            shape=shape, nout=nout, kwargs=kwargs)
+    prim_mod.register(p)
+    _REGISTRY_VERSION[0] += 1
+    return p

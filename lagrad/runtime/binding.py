@@ -1,0 +1,81 @@
+"""Call-time argument binding: arguments to arrays of the declared dtype, dimensions bound
+from shapes and checked. Every mismatch is an InputError naming the argument."""
+from __future__ import annotations
+
+import numpy as np
+import jax
+import jax.numpy as jnp
+
+from ..compiler.primitive import suggest
+from ..compiler.types import TensorType, as_dim, dim_symbol
+from ..errors import InputError
+
+_JNP = {"f32": jnp.float32, "f64": jnp.float64}
+
+
+def _shape_text(shape):
+    return "(" + ", ".join(str(int(s)) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+
+
+def collect(fname, params, args, kwargs) -> list:
+    """Arguments in parameter order from positional and keyword arguments."""
+    names = [n for n, _ in params]
+    if len(args) > len(names):
+        raise InputError(f"`{fname}` takes {len(names)} argument(s) ({', '.join(names)}), got {len(args)}")
+    values = dict(zip(names, args))
+    for k, v in kwargs.items():
+        if k not in names:
+            raise InputError(f"`{fname}` has no argument `{k}`" + suggest(k, names))
+        if k in values:
+            raise InputError(f"argument `{k}` of `{fname}` given twice")
+        values[k] = v
+    missing = [n for n in names if n not in values]
+    if missing:
+        raise InputError(f"`{fname}` is missing argument(s) {', '.join('`' + m + '`' for m in missing)}")
+    return [values[n] for n in names]
+
+
+def convert(name, value, t: TensorType):
+    dtype = _JNP[t.dtype]
+    if isinstance(value, jax.core.Tracer) or isinstance(value, jax.Array):
+        kind = np.dtype(value.dtype).kind
+    else:
+        try:
+            arr = np.asarray(value)
+        except Exception as e:  # ragged lists and the like
+            raise InputError(f"argument `{name}` is not an array: {e}") from None
+        kind = arr.dtype.kind
+        value = arr
+    if kind == "c":
+        raise InputError(f"argument `{name}` is complex; lagrad models take real {t.dtype} arrays")
+    if kind not in "biuf":
+        raise InputError(f"argument `{name}` has dtype {getattr(value, 'dtype', type(value))}; "
+                         f"expected a real array ({t})")
+    return jnp.asarray(value, dtype)
+
+
+def bind(fname, params, args, kwargs):
+    """(arrays in parameter order, {dimension name: int})."""
+    values = collect(fname, params, args, kwargs)
+    arrays, dims, origin = [], {}, {}
+    for (name, t), v in zip(params, values):
+        a = convert(name, v, t)
+        if a.ndim != t.ndim:
+            raise InputError(f"argument `{name}` must be {t} ({t.ndim} dimension(s)), got shape {_shape_text(a.shape)}")
+        for k, d in enumerate(t.shape):
+            if d.is_Symbol:
+                got = int(a.shape[k])
+                if d.name in dims and dims[d.name] != got:
+                    raise InputError(f"dimension `{d.name}` is {dims[d.name]} from argument `{origin[d.name]}` "
+                                     f"but {got} from argument `{name}` (axis {k})")
+                dims.setdefault(d.name, got)
+                origin.setdefault(d.name, name)
+        arrays.append(a)
+    subs = {dim_symbol(k): v for k, v in dims.items()}
+    for (name, t), a in zip(params, arrays):
+        for k, d in enumerate(t.shape):
+            if not d.is_Symbol:
+                want = int(as_dim(d).subs(subs))
+                if int(a.shape[k]) != want:
+                    raise InputError(f"argument `{name}` axis {k} must be {d} = {want}, got {int(a.shape[k])}")
+    return arrays, dims

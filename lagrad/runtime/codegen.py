@@ -1,0 +1,119 @@
+"""Generate the JAX source of a Program: one Python line per equation. This source is what
+actually runs (``to_jax`` executes it under ``jax.jit``) and what ``to_python()`` shows."""
+from __future__ import annotations
+
+import keyword
+
+import sympy
+
+from ..compiler.ir import Lit, Program, Var
+from ..compiler.primitive import get
+from ..compiler.types import TensorType, free_dims
+
+RESERVED = {"P", "jax", "jnp", "np"}
+
+
+def py_expr(v) -> str:
+    """Python source of a parameter value: dimension expressions print in terms of dim names."""
+    if isinstance(v, sympy.Basic):
+        if v.is_Integer:
+            return str(int(v))
+        return sympy.pycode(v).replace("math.", "")
+    if isinstance(v, tuple):
+        inner = ", ".join(py_expr(x) for x in v)
+        return f"({inner},)" if len(v) == 1 else f"({inner})"
+    if isinstance(v, float):
+        return repr(v)
+    return repr(v)
+
+
+def _safe(name: str, taken: set) -> str:
+    n = name
+    while keyword.iskeyword(n) or n in RESERVED or n in taken:
+        n += "_"
+    return n
+
+
+class _Names:
+    def __init__(self, prog: Program):
+        self.map = {}
+        used = set()
+        for v in prog.vars():
+            s = _safe(v.name, used)
+            used.add(s)
+            self.map[id(v)] = s
+        self.used = used
+
+    def __call__(self, a) -> str:
+        if isinstance(a, Lit):
+            return repr(float(a.value))
+        return self.map[id(a)]
+
+
+def dim_bindings(prog: Program, names) -> list:
+    """Lines binding each symbolic dimension from the first input where it stands alone."""
+    needed = set()
+    for e in prog.eqns:
+        for _, v in e.params:
+            needed |= _dims_in(v)
+    lines, bound = [], set()
+    for v in prog.inputs:
+        if not isinstance(v.type, TensorType):
+            continue
+        for k, d in enumerate(v.type.shape):
+            if d.is_Symbol and d.name in needed and d.name not in bound:
+                bound.add(d.name)
+                lines.append(f"{d.name} = {names(v)}.shape[{k}]")
+    missing = needed - bound
+    if missing:
+        raise ValueError(f"dimensions {sorted(missing)} cannot be bound from the inputs")
+    return lines
+
+
+def _dims_in(v) -> set:
+    if isinstance(v, sympy.Basic):
+        return {s.name for s in v.free_symbols}
+    if isinstance(v, tuple):
+        out = set()
+        for x in v:
+            out |= _dims_in(x)
+        return out
+    return set()
+
+
+def eqn_source(e, names) -> str:
+    p = get(e.prim)
+    args = [names(a) for a in e.inputs]
+    params = e.param_dict
+    if p.codegen is not None:
+        rhs = p.codegen(args, params)
+    else:
+        kw = [f"{k}={py_expr(v)}" for k, v in e.params]
+        rhs = f"P.{p.name}(" + ", ".join(args + kw) + ")"
+    lhs = ", ".join(names(o) for o in e.outputs)
+    if len(e.outputs) == 1 and p.nout != 1:
+        lhs += ","
+    return f"{lhs} = {rhs}"
+
+
+def function_name(prog: Program) -> str:
+    base = prog.name if prog.kind == "primal" else f"{prog.name}_{prog.kind}"
+    return _safe(base.replace("-", "_"), set())
+
+
+def generate_source(prog: Program, with_comments: bool = True) -> str:
+    names = _Names(prog)
+    fname = function_name(prog)
+    out = [f'"""lagrad: {prog.kind} program of `{prog.name}` (from {prog.path}), generated JAX source."""',
+           "import jax", "import jax.numpy as jnp", "from lagrad.runtime.prims import P", "", "",
+           f"def {fname}({', '.join(names(v) for v in prog.inputs)}):"]
+    body = dim_bindings(prog, names)
+    for e in prog.eqns:
+        line = eqn_source(e, names)
+        if with_comments and e.span is not None and getattr(e.span, "line", 0):
+            line += f"  # {e.span.path}:{e.span.line}" + (f" ({e.origin})" if e.origin else "")
+        body.append(line)
+    outs = ", ".join(names(o) for o in prog.outputs)
+    body.append(f"return ({outs},)" if len(prog.outputs) == 1 else f"return ({outs})")
+    out.extend("    " + l for l in body)
+    return "\n".join(out) + "\n"

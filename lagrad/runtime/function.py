@@ -1,0 +1,239 @@
+"""``Function``: a compiled model. Calling it runs the jitted primal program; `grad`,
+`value_and_grad`, `vjp`, `jvp` run derived programs; `jax.grad` of it uses lagrad's adjoint
+through a ``jax.custom_vjp`` bridge, so jit/vmap/grad compose."""
+from __future__ import annotations
+
+import threading
+
+import jax
+import jax.numpy as jnp
+
+from ..compiler.autodiff import linearize, vjp_program
+from ..compiler.elaborate import NeedDims
+from ..compiler.module import canonical, lowered
+from ..compiler.passes import cse, dce
+from ..compiler.primitive import suggest
+from ..compiler.split import split_adjoint
+from ..compiler.types import TensorType
+from ..errors import InputError, LagradError
+from . import binding
+from .lower import to_jax
+
+
+class Compiled:
+    """Everything derived from one elaboration of a model (one binding of its loop dims)."""
+
+    def __init__(self, prog):
+        self.canonical = canonical(prog)
+        self.n_in = len(prog.inputs)
+        self.n_out = len(prog.outputs)
+        self._memo = {}
+        self._lock = threading.RLock()
+
+    def memo(self, key, make):
+        with self._lock:
+            if key not in self._memo:
+                self._memo[key] = make()
+            return self._memo[key]
+
+    def primal(self):
+        return self.memo("primal", lambda: lowered(self.canonical))
+
+    def out_names(self):
+        return [o.name for o in self.canonical.outputs]
+
+    def adjoint(self, wrt, keep=False):
+        names = (self.out_names() if keep else []) + [self.canonical.inputs[i].name + "_bar" for i in wrt]
+        return self.memo(("adjoint", wrt, keep),
+                         lambda: lowered(dce(cse(vjp_program(self.canonical, list(wrt), keep_primal_outputs=keep))),
+                                         names))
+
+    def tangent(self, wrt):
+        names = self.out_names() + ["d" + n for n in self.out_names()]
+        return self.memo(("tangent", wrt), lambda: lowered(dce(cse(linearize(self.canonical, list(wrt)))), names))
+
+    def jax_fn(self, key, make_prog):
+        return self.memo(("jax",) + key, lambda: to_jax(make_prog()))
+
+    def split(self):
+        def make():
+            adj = self.adjoint(tuple(range(self.n_in)), keep=True)
+            f, b = split_adjoint(adj, self.n_in, self.n_out)
+            return to_jax(f), to_jax(b)
+        return self.memo("split", make)
+
+    def bridged(self):
+        """The primal as a JAX function whose reverse mode is lagrad's derived adjoint."""
+        def make():
+            primal = self.jax_fn(("primal",), self.primal)
+            n_out = self.n_out
+
+            @jax.custom_vjp
+            def f(*args):
+                return primal(*args)
+
+            def f_fwd(*args):
+                fwd, _ = self.split()
+                r = fwd(*args)
+                return tuple(r[:n_out]), tuple(r[n_out:])
+
+            def f_bwd(res, cts):
+                _, bwd = self.split()
+                return tuple(bwd(*res, *cts))
+
+            f.defvjp(f_fwd, f_bwd)
+            return f
+        return self.memo("bridged", make)
+
+
+class Function:
+    """A model of a loaded module, callable like a JAX function."""
+
+    def __init__(self, ctx, name, fixed_dims=None):
+        self._ctx = ctx
+        self.name = name
+        self._model = ctx.models[name]
+        self._fixed = dict(fixed_dims or {})
+        self._cache = {}
+        self._loop_dims = None
+        self._lock = threading.RLock()
+        self.params = ctx.signature(name)
+        self.__name__ = name
+        self.__doc__ = f"lagrad model `{name}` from {ctx.path}"
+
+    def __repr__(self):
+        sig = ", ".join(f"{n}: {t}" for n, t in self.params)
+        return f"<lagrad.Function {self.name}({sig})>"
+
+    # -- compilation ------------------------------------------------------------------------
+    def compiled(self, dims=None) -> Compiled:
+        dims = {**(dims or {}), **self._fixed}
+        with self._lock:
+            if self._loop_dims is not None:
+                key = tuple(sorted((k, dims[k]) for k in self._loop_dims if k in dims))
+                if key in self._cache:
+                    return self._cache[key]
+            prog, used = self._ctx.elaborate(self.name, dims)
+            self._loop_dims = set(used)
+            key = tuple(sorted(used.items()))
+            return self._cache.setdefault(key, Compiled(prog))
+
+    def specialize(self, **dims) -> "Function":
+        """The same model with some dimensions fixed (needed to print a model whose loop
+        counts are dimensions)."""
+        return Function(self._ctx, self.name, {**self._fixed, **dims})
+
+    def _bind(self, args, kwargs):
+        return binding.bind(self.name, self.params, args, kwargs)
+
+    def _wrt(self, wrt):
+        names = [n for n, _ in self.params]
+        if wrt is None:
+            return tuple(range(len(names))), False
+        single = isinstance(wrt, str)
+        items = [w.strip() for w in wrt.split(",")] if single else list(wrt)
+        single = single and len(items) == 1
+        idx = []
+        for w in items:
+            if w not in names:
+                raise InputError(f"`{self.name}` has no argument `{w}` to differentiate with respect to" +
+                                 suggest(w, names))
+            idx.append(names.index(w))
+        return tuple(idx), single
+
+    # -- running ----------------------------------------------------------------------------
+    def __call__(self, *args, **kwargs):
+        arrays, dims = self._bind(args, kwargs)
+        out = self.compiled(dims).bridged()(*arrays)
+        return out[0] if len(out) == 1 else tuple(out)
+
+    def _scalar_check(self, c, what):
+        outs = c.canonical.outputs
+        if len(outs) != 1 or not (isinstance(outs[0].type, TensorType) and outs[0].type.is_scalar):
+            raise LagradError(f"`{what}` needs `{self.name}` to return one scalar; it returns "
+                              f"{', '.join(str(o.type) for o in outs)} (use `vjp` instead)")
+
+    def _grad_impl(self, wrt, keep):
+        idx, single = self._wrt(wrt)
+
+        def run(*args, **kwargs):
+            arrays, dims = self._bind(args, kwargs)
+            c = self.compiled(dims)
+            self._scalar_check(c, "value_and_grad" if keep else "grad")
+            fn = c.jax_fn(("adjoint", idx, keep), lambda: c.adjoint(idx, keep))
+            dtype = arrays[0].dtype if arrays else jnp.float64
+            res = fn(*arrays, jnp.ones((), c.canonical.outputs[0].type.dtype == "f32" and jnp.float32 or jnp.float64))
+            grads = res[1:] if keep else res
+            g = grads[0] if single else tuple(grads)
+            return (res[0], g) if keep else g
+        run.__name__ = f"grad_{self.name}"
+        return run
+
+    def grad(self, wrt=None):
+        """A callable with f's signature returning gradients: one array for a single name,
+        a tuple in order for a list, all inputs for None."""
+        return self._grad_impl(wrt, keep=False)
+
+    def value_and_grad(self, wrt=None):
+        return self._grad_impl(wrt, keep=True)
+
+    def vjp(self, *args, **kwargs):
+        """``(out, pullback)``; ``pullback(ct)`` gives the cotangents of all inputs."""
+        arrays, dims = self._bind(args, kwargs)
+        c = self.compiled(dims)
+        fwd, bwd = c.split()
+        r = fwd(*arrays)
+        outs, res = tuple(r[:c.n_out]), tuple(r[c.n_out:])
+        out_types = [o.type for o in c.canonical.outputs]
+
+        def pullback(*cts):
+            if len(cts) == 1 and c.n_out > 1 and isinstance(cts[0], (tuple, list)):
+                cts = tuple(cts[0])
+            if len(cts) != c.n_out:
+                raise InputError(f"the pullback of `{self.name}` takes {c.n_out} cotangent(s), got {len(cts)}")
+            cts = [jnp.broadcast_to(jnp.asarray(ct, outs[k].dtype), outs[k].shape) for k, ct in enumerate(cts)]
+            return tuple(bwd(*res, *cts))
+        return (outs[0] if c.n_out == 1 else outs), pullback
+
+    def jvp(self, primals, tangents):
+        """``(out, tangent_out)`` by the derived forward-mode (Fréchet) program."""
+        primals, tangents = tuple(primals), tuple(tangents)
+        if len(primals) != len(tangents):
+            raise InputError(f"jvp: {len(primals)} primals but {len(tangents)} tangents")
+        arrays, dims = self._bind(primals, {})
+        tarrays = [binding.convert(f"tangent of {n}", t, ty) for (n, ty), t in zip(self.params, tangents)]
+        for (n, _), a, t in zip(self.params, arrays, tarrays):
+            if t.shape != a.shape:
+                t = jnp.broadcast_to(t, a.shape) if t.ndim == 0 else t
+                if t.shape != a.shape:
+                    raise InputError(f"the tangent of `{n}` has shape {t.shape}, not {a.shape}")
+        tarrays = [jnp.broadcast_to(t, a.shape) for t, a in zip(tarrays, arrays)]
+        c = self.compiled(dims)
+        idx = tuple(range(c.n_in))
+        fn = c.jax_fn(("tangent", idx), lambda: c.tangent(idx))
+        r = fn(*arrays, *tarrays)
+        outs, touts = r[:c.n_out], r[c.n_out:]
+        return (outs[0], touts[0]) if c.n_out == 1 else (tuple(outs), tuple(touts))
+
+    # -- inspection -------------------------------------------------------------------------
+    def _static(self) -> Compiled:
+        try:
+            return self.compiled({})
+        except NeedDims as e:
+            raise LagradError(f"`{self.name}` unrolls a loop over dimension(s) {', '.join(sorted(e.dims))}; "
+                              f"print it for given sizes with `f.specialize({sorted(e.dims)[0]}=...)`") from None
+
+    @property
+    def program(self):
+        """The primal program (as it runs: factorizations shared)."""
+        return self._static().primal()
+
+    def adjoint(self, wrt=None):
+        """The derived adjoint program for the inputs `wrt` (all when None)."""
+        idx, _ = self._wrt(wrt)
+        return self._static().adjoint(idx)
+
+    def tangent(self, wrt=None):
+        """The derived forward-mode (Fréchet) program."""
+        idx, _ = self._wrt(wrt)
+        return self._static().tangent(idx)

@@ -1,0 +1,2 @@
+"""The standard library: importing this package registers every primitive."""
+from . import arith, structure, construction, reductions, elementwise, linalg  # noqa: F401

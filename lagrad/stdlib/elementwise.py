@@ -1,0 +1,60 @@
+"""Elementwise functions. Unary ones come from one table: ``unary(name, impl, rule, math)``
+where ``rule(b, x, dx, y)`` gives the tangent, reusing the output ``y`` where that is cheap.
+``sign`` and ``step`` are internal helpers with a zero derivative that the rules use."""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from ..compiler.primitive import Primitive, register
+from . import shapes
+
+
+def unary(name, impl, rule, math, **kw):
+    frechet = None if rule is None else (lambda b, x, dx, y, p: rule(b, x[0], dx[0], y[0]))
+    register(Primitive(name, impl, shapes.same, math=math, frechet=frechet, **kw))
+
+
+# sign: y = sign(x), piecewise constant: dy = 0
+unary("sign", jnp.sign, None, "y = sign(x)", zero_tangent=True, internal=True)
+# step: Heaviside, y = 1 if x > 0 else 0 (step(0) = 0): dy = 0
+unary("step", lambda x: jnp.heaviside(x, 0.0), None, "y = [x > 0]", zero_tangent=True,
+      internal=True)
+
+# exp: dy = y dx
+unary("exp", jnp.exp, lambda b, x, dx, y: y * dx, "y = eˣ")
+# log: dy = dx / x
+unary("log", jnp.log, lambda b, x, dx, y: dx / x, "y = log x")
+# sqrt: dy = dx / (2y)
+unary("sqrt", jnp.sqrt, lambda b, x, dx, y: dx / (2.0 * y), "y = √x")
+# sin: dy = cos(x) dx
+unary("sin", jnp.sin, lambda b, x, dx, y: b.cos(x) * dx, "y = sin x")
+# cos: dy = −sin(x) dx
+unary("cos", jnp.cos, lambda b, x, dx, y: -(b.sin(x) * dx), "y = cos x")
+# tanh: dy = (1 − y²) dx
+unary("tanh", jnp.tanh, lambda b, x, dx, y: (1.0 - y * y) * dx, "y = tanh x")
+# abs: dy = sign(x) dx
+unary("abs", jnp.abs, lambda b, x, dx, y: b.sign(x) * dx, "y = |x|")
+# sigmoid: y = 1 / (1 + e⁻ˣ), dy = y (1 − y) dx
+unary("sigmoid", jax.nn.sigmoid, lambda b, x, dx, y: y * (1.0 - y) * dx, "y = 1 / (1 + e⁻ˣ)")
+# softplus: y = log(1 + eˣ), dy = sigmoid(x) dx
+unary("softplus", jax.nn.softplus, lambda b, x, dx, y: b.sigmoid(x) * dx, "y = log(1 + eˣ)")
+# relu: y = max(x, 0), dy = step(x) dx
+unary("relu", jax.nn.relu, lambda b, x, dx, y: b.step(x) * dx, "y = max(x, 0)")
+# celu (α = 1): y = x if x > 0 else eˣ − 1, dy = e^min(x, 0) dx
+unary("celu", jax.nn.celu, lambda b, x, dx, y: b.exp(b.minimum(x, 0.0)) * dx,
+      "y = x if x > 0 else eˣ − 1")
+
+
+def binary_select(name, impl, pick_a, math):
+    """maximum/minimum: dy = s da + (1 − s) db with s = step(pick_a(a, b)) (ties take b)."""
+    def frechet(b, x, dx, y, p):
+        s = b.step(pick_a(x[0], x[1]))
+        return s * dx[0] + (1.0 - s) * dx[1]
+    register(Primitive(name, impl, shapes.elementwise, math=math, frechet=frechet))
+
+
+# maximum: y = max(a, b); dy = step(a − b) da + (1 − step(a − b)) db
+binary_select("maximum", jnp.maximum, lambda a, c: a - c, "y = max(a, b)")
+# minimum: y = min(a, b); dy = step(b − a) da + (1 − step(b − a)) db
+binary_select("minimum", jnp.minimum, lambda a, c: c - a, "y = min(a, b)")

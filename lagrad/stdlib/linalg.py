@@ -1,0 +1,203 @@
+"""Dense linear algebra: the masks tril/triu, stop_gradient, inv, solve, solve_triangular, det,
+logdet, cholesky; then the factorization primitives (``lu_*``, ``chol_*``) that a compiler pass
+substitutes after differentiation, so a solve and its adjoint share one factorization.
+
+Dense rules: Giles 2008, "Collected matrix derivative results for forward and reverse mode AD".
+Cholesky: Murray 2016, "Differentiation of the Cholesky decomposition"."""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import jax.scipy.linalg as jsl
+
+from ..compiler.builder import Undef, expect, is_zero
+from ..compiler.primitive import Primitive, register
+from ..compiler.types import FactorType, ShapeError, TensorType
+from . import shapes
+
+ASSUME = ("gen", "pos", "sym")
+
+
+def _square_same(types, params):
+    t = shapes.square(types[0], "the matrix")
+    return t.with_dtype(shapes._dt(t))
+
+
+def _scalar_of_square(types, params):
+    return TensorType(shapes._dt(shapes.square(types[0], "the matrix")), ())
+
+
+def _linear_in_b(rule):
+    """A transpose rule for primitives linear in their second argument only."""
+    return lambda b, ct, x, y, p: [None, None if is_zero(ct[0]) else rule(b, x[0], ct[0], p)]
+
+
+# ---- masks and stop_gradient --------------------------------------------------------------
+def _matrix_same(types, params):
+    t = shapes.matrix(types[0], "the argument")
+    return t.with_dtype(shapes._dt(t))
+
+
+def _mask(name, fn, math):
+    register(Primitive(
+        name, lambda a, *, k=0: fn(a, k=k), _matrix_same, linear_in=(0,), kwargs={"k": 0},
+        math=math, frechet=lambda b, x, dx, y, p: b.emit(name, dx[0], **p),
+        transpose=lambda b, ct, x, y, p: [b.emit(name, ct[0], **p)]))
+
+
+# tril: keep the entries on and below diagonal k; a self-adjoint mask, Ā = tril(Ȳ, k)
+_mask("tril", jnp.tril, "Y = tril(A, k)")
+# triu: keep the entries on and above diagonal k; a self-adjoint mask, Ā = triu(Ȳ, k)
+_mask("triu", jnp.triu, "Y = triu(A, k)")
+
+# stop_gradient: y = x with a zero derivative
+register(Primitive(
+    "stop_gradient", jax.lax.stop_gradient, shapes.same, zero_tangent=True, math="y = x, dy = 0",
+    frechet=lambda b, x, dx, y, p: b.zero(y[0].type)))
+
+# ---- inverse and solves -------------------------------------------------------------------
+# inv: X = A⁻¹, dX = −X dA X (Giles 2008)
+register(Primitive(
+    "inv", jnp.linalg.inv, _square_same, math="X = A⁻¹", domains={0: "wellcond"},
+    frechet=lambda b, x, dx, y, p: -(y[0] @ dx[0] @ y[0])))
+
+
+def _assume(p):
+    a = p.get("assume", "gen")
+    if a not in ASSUME:
+        raise ShapeError(f'solve: assume must be "gen", "pos" or "sym", got {a!r}')
+    return a
+
+
+def _solve_shape(types, params):
+    _assume(params)
+    return shapes.square_solve(types, params, "solve")
+
+
+def _solve_transposed(b, A, ct, p):
+    """A⁻ᵀȲ: a solve with the transposed matrix (A itself when symmetric)."""
+    a = _assume(p)
+    return b.solve(b.transpose(A) if a == "gen" else A, ct, assume=a)
+
+
+# solve: X = A⁻¹B, dX = A⁻¹(dB − dA X) (Giles 2008); linear in B with transpose B̄ = A⁻ᵀȲ
+register(Primitive(
+    "solve", lambda A, B, *, assume="gen": jsl.solve(A, B, assume_a=assume), _solve_shape,
+    linear_in=(1,), kwargs={"assume": "gen"}, math="X = A⁻¹ B", domains={0: "wellcond"},
+    frechet=lambda b, x, dx, y, p: b.solve(x[0], dx[1] - dx[0] @ y[0], assume=_assume(p)),
+    transpose=_linear_in_b(_solve_transposed)))
+
+
+def _tri(p):
+    return p.get("lower", True), p.get("unit", False)
+
+
+def _tri_mask(b, dT, lower, unit):
+    """The part of dT the solve reads: its triangle, strictly so when the diagonal is unit."""
+    return b.tril(dT, k=-1 if unit else 0) if lower else b.triu(dT, k=1 if unit else 0)
+
+
+def _solve_tri_frechet(b, x, dx, y, p):
+    lower, unit = _tri(p)
+    dT = _tri_mask(b, dx[0], lower, unit)
+    return b.solve_triangular(x[0], dx[1] - dT @ y[0], lower=lower, unit=unit)
+
+
+def _solve_tri_transposed(b, T, ct, p):
+    lower, unit = _tri(p)
+    return b.solve_triangular(T.T, ct, lower=not lower, unit=unit)
+
+
+# solve_triangular: X = T⁻¹B, dX = T⁻¹(dB − tri(dT) X) (Giles 2008); transpose B̄ = T⁻ᵀȲ
+register(Primitive(
+    "solve_triangular",
+    lambda T, B, *, lower=True, unit=False: jsl.solve_triangular(T, B, lower=lower, unit_diagonal=unit),
+    lambda types, p: shapes.square_solve(types, p, "solve_triangular"),
+    linear_in=(1,), kwargs={"lower": True, "unit": False}, math="X = T⁻¹ B",
+    domains={0: "wellcond"}, frechet=_solve_tri_frechet, transpose=_linear_in_b(_solve_tri_transposed)))
+
+# ---- determinants -------------------------------------------------------------------------
+# det: d det = det · tr(A⁻¹ dA) (Giles 2008), with a solve, never an inverse
+register(Primitive(
+    "det", jnp.linalg.det, _scalar_of_square, math="y = det A", domains={0: "wellcond"},
+    frechet=lambda b, x, dx, y, p: y[0] * b.trace(b.solve(x[0], dx[0], assume="gen"))))
+
+# logdet: y = log |det A|, dy = tr(A⁻¹ dA)
+register(Primitive(
+    "logdet", lambda A: jnp.linalg.slogdet(A)[1], _scalar_of_square, math="y = log |det A|",
+    domains={0: "wellcond"},
+    frechet=lambda b, x, dx, y, p: b.trace(b.solve(x[0], dx[0], assume="gen"))))
+
+
+# ---- cholesky -----------------------------------------------------------------------------
+def _cholesky_frechet(b, x, dx, y, p):
+    """dL = L Φ(L⁻¹ dS L⁻ᵀ), Φ(W) = tril(W) − ½diag(W) (Murray 2016). The implementation reads
+    the symmetric part of A, so dS = (dA + dAᵀ)/2; for symmetric dA this is dA itself."""
+    L = y[0]
+    dS = 0.5 * (dx[0] + dx[0].T)
+    W = b.solve_triangular(L, dS, lower=True, unit=False)               # L⁻¹ dS
+    W = b.solve_triangular(L, W.T, lower=True, unit=False)              # L⁻¹ dS L⁻ᵀ
+    return L @ (0.5 * (b.tril(W, k=0) + b.tril(W, k=-1)))               # L Φ(W)
+
+
+# cholesky: A = L Lᵀ with L lower; dL = L Φ(L⁻¹ dA L⁻ᵀ)
+register(Primitive(
+    "cholesky", jnp.linalg.cholesky, _square_same, math="A = L Lᵀ", domains={0: "spd"},
+    frechet=_cholesky_frechet))
+
+
+# ---- factorizations as values (made by a pass after differentiation) ----------------------
+def _factor_type(kind):
+    return lambda types, p: FactorType(kind, _square_same(types, p))
+
+
+def _factor_arg(t, kind, who):
+    expect(isinstance(t, FactorType) and t.kind == kind, f"{who} needs a `{kind}` factorization, got {t}")
+    return t.of
+
+
+def _factor_solve_shape(kind, who):
+    return lambda types, p: shapes.square_solve([_factor_arg(types[0], kind, who)] + list(types[1:]), p, who)
+
+
+def _lu_det(F):
+    lu, piv = F
+    swaps = jnp.sum(piv != jnp.arange(piv.shape[0]))
+    return jnp.prod(jnp.diag(lu)) * jnp.where(swaps % 2 == 1, -1.0, 1.0).astype(lu.dtype)
+
+
+# lu_factor: P A = L U, kept as the pair (LU, pivots)
+register(Primitive("lu_factor", jsl.lu_factor, _factor_type("lu"), internal=True, math="F = lu(A)"))
+
+# lu_solve: X = A⁻¹B (A⁻ᵀB if trans) from the factors; linear in B, transpose flips trans
+register(Primitive(
+    "lu_solve", lambda F, B, *, trans=False: jsl.lu_solve(F, B, trans=1 if trans else 0),
+    _factor_solve_shape("lu", "lu_solve"), linear_in=(1,), kwargs={"trans": False}, internal=True,
+    math="X = A⁻¹ B (A⁻ᵀ B if trans)",
+    transpose=_linear_in_b(lambda b, F, ct, p: b.lu_solve(F, ct, trans=not p.get("trans", False)))))
+
+# lu_inv: X = A⁻¹ = U⁻¹ L⁻¹ P from the factors
+register(Primitive(
+    "lu_inv", lambda F: jsl.lu_solve(F, jnp.eye(F[0].shape[0], dtype=F[0].dtype)),
+    lambda types, p: _factor_arg(types[0], "lu", "lu_inv"), internal=True, math="X = A⁻¹"))
+
+# lu_logabsdet: log |det A| = Σ log |Uᵢᵢ|
+register(Primitive(
+    "lu_logabsdet", lambda F: jnp.sum(jnp.log(jnp.abs(jnp.diag(F[0])))),
+    lambda types, p: TensorType(_factor_arg(types[0], "lu", "lu_logabsdet").dtype, ()),
+    internal=True, math="y = Σ log |Uᵢᵢ|"))
+
+# lu_det: det A = (−1)^(row swaps) Π Uᵢᵢ
+register(Primitive(
+    "lu_det", _lu_det, lambda types, p: TensorType(_factor_arg(types[0], "lu", "lu_det").dtype, ()),
+    internal=True, math="y = ±Π Uᵢᵢ"))
+
+# chol_factor: A = L Lᵀ, kept as L
+register(Primitive("chol_factor", jnp.linalg.cholesky, _factor_type("chol"), internal=True,
+                   math="F = chol(A)"))
+
+# chol_solve: X = A⁻¹B = L⁻ᵀL⁻¹B; linear in B and self-adjoint (A symmetric)
+register(Primitive(
+    "chol_solve", lambda F, B: jsl.cho_solve((F, True), B), _factor_solve_shape("chol", "chol_solve"),
+    linear_in=(1,), internal=True, math="X = A⁻¹ B",
+    transpose=_linear_in_b(lambda b, F, ct, p: b.chol_solve(F, ct))))
