@@ -31,8 +31,10 @@ class LagradError(Exception):
             head = f"{self.path or '<string>'}:{self.line}:{self.column or 1}: {self.message}"
         parts = [head]
         if self.source_line is not None:
-            parts.append("    " + self.source_line.rstrip("\n").expandtabs(4))
-            parts.append("    " + " " * max((self.column or 1) - 1, 0) + "^")
+            line = self.source_line.rstrip("\n")
+            prefix = line[:max((self.column or 1) - 1, 0)].expandtabs(4)
+            parts.append("    " + line.expandtabs(4))
+            parts.append("    " + " " * len(prefix) + "^")
         if self.hint:
             parts.append(f"hint: {self.hint}")
         return "\n".join(parts)
