@@ -77,7 +77,7 @@ def _solve_shape(types, params):
 def _solve_transposed(b, A, ct, p):
     """A⁻ᵀȲ: a solve with the transposed matrix (A itself when symmetric)."""
     a = _assume(p)
-    return b.solve(A, ct, assume=a)
+    return b.solve(b.transpose(A) if a == "gen" else A, ct, assume=a)
 
 
 # solve: X = A⁻¹B, dX = A⁻¹(dB − dA X) (Giles 2008); linear in B with transpose B̄ = A⁻ᵀȲ

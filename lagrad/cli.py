@@ -1,0 +1,156 @@
+"""The command line: ``lagrad show | check | run | bench``. Thin over the Python API; user
+errors print as ``file:line:col: message`` with the line and a caret, exit code 2."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import traceback
+
+
+def _dims(text):
+    out = {}
+    if not text:
+        return out
+    for item in text.split(","):
+        if "=" not in item:
+            raise SystemExit(f"lagrad: --dims takes name=value pairs, got `{item}`")
+        k, v = item.split("=", 1)
+        out[k.strip()] = int(v)
+    return out
+
+
+def _models(mod, name):
+    return [mod[name]] if name else [mod[n] for n in mod.names()]
+
+
+def cmd_show(a):
+    import lagrad
+    mod = lagrad.load(a.file)
+    for k, f in enumerate(_models(mod, a.model)):
+        if a.dims:
+            f = f.specialize(**_dims(a.dims))
+        wrt = a.wrt.split(",") if a.wrt else None
+        prog = f.adjoint(wrt) if a.adjoint else f.tangent(wrt) if a.tangent else f.program
+        text = {"text": str, "dot": lambda p: p.to_dot(), "python": lambda p: p.to_python()}[a.format](prog)
+        if k:
+            print()
+        print(text, end="" if text.endswith("\n") else "\n")
+    return 0
+
+
+def cmd_check(a):
+    import lagrad
+    from .runtime.check import check_function, format_rows
+    mod = lagrad.load(a.file)
+    rows = []
+    for f in _models(mod, a.model):
+        rows += check_function(f, _dims(a.dims), seed=a.seed)
+    print(format_rows(rows))
+    bad = [r for r in rows if not r.ok]
+    print(f"\n{len(rows) - len(bad)} of {len(rows)} inputs agree with finite differences"
+          + ("" if not bad else f"; MISMATCH: {', '.join(r.model + '.' + r.input for r in bad)}"))
+    return 1 if bad else 0
+
+
+def cmd_run(a):
+    import numpy as np
+    import lagrad
+    mod = lagrad.load(a.file)
+    f = mod[a.model]
+    with np.load(a.inputs) as data:
+        kwargs = {k: data[k] for k in data.files}
+    out = f(**kwargs)
+    outs = out if isinstance(out, tuple) else (out,)
+    result = {f"out{k}" if len(outs) > 1 else "out": np.asarray(o) for k, o in enumerate(outs)}
+    if a.grad:
+        names = a.grad.split(",")
+        g = f.grad(names)(**kwargs)
+        result.update({f"grad_{n}": np.asarray(x) for n, x in zip(names, g)})
+    if a.out:
+        np.savez(a.out, **result)
+    for k, v in result.items():
+        print(f"{k}: shape {v.shape}\n{np.array2string(v, threshold=20)}")
+    return 0
+
+
+def cmd_bench(a):
+    import platform
+    import jax
+    import numpy as np
+    import lagrad
+    from .runtime.check import concrete_shape, input_domains, sample
+    mod = lagrad.load(a.file)
+    f = mod[a.model]
+    from .compiler.types import as_dim
+    free = {s.name for _, t in f.params for d in t.shape for s in as_dim(d).free_symbols}
+    dims = {**{k: 64 for k in free}, **_dims(a.dims)}
+    rng = np.random.default_rng(0)
+    doms = input_domains(f.compiled(dims).canonical)
+    args = [sample(rng, concrete_shape(t, dims), doms.get(n, "any")) for n, t in f.params]
+    g = f.grad()
+    runs = {"forward": lambda: f(*args), "gradient": lambda: g(*args)}
+    for fn in runs.values():
+        jax.block_until_ready(fn())
+    times = {k: [] for k in runs}
+    for i in range(a.repeat):
+        for k, fn in runs.items():
+            t0 = time.perf_counter()
+            jax.block_until_ready(fn())
+            times[k].append(time.perf_counter() - t0)
+        if sys.stderr.isatty() and a.repeat >= 20:
+            print(f"\r{i + 1}/{a.repeat}", end="", file=sys.stderr, flush=True)
+    if sys.stderr.isatty() and a.repeat >= 20:
+        print(file=sys.stderr)
+    med = {k: float(np.median(v)) for k, v in times.items()}
+    print(f"model {f.name}  dims {dims}  on {platform.processor() or platform.machine()}, "
+          f"{jax.devices()[0].platform}, jax {jax.__version__}")
+    print(f"forward  median {med['forward'] * 1e3:.3f} ms")
+    print(f"gradient median {med['gradient'] * 1e3:.3f} ms   gradient/forward {med['gradient'] / med['forward']:.2f}")
+    return 0
+
+
+def parser():
+    p = argparse.ArgumentParser(prog="lagrad", description="Compile .la models, show derived adjoints, check gradients.")
+    p.add_argument("--debug", action="store_true", help="show Python tracebacks")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("show", help="print a model's program, tangent or adjoint")
+    s.add_argument("file"); s.add_argument("--model")
+    g = s.add_mutually_exclusive_group()
+    g.add_argument("--adjoint", action="store_true"); g.add_argument("--tangent", action="store_true")
+    s.add_argument("--wrt"); s.add_argument("--dims")
+    s.add_argument("--format", choices=["text", "dot", "python"], default="text")
+    s.set_defaults(run=cmd_show)
+    c = sub.add_parser("check", help="compare derived gradients and tangents with finite differences")
+    c.add_argument("file"); c.add_argument("--model"); c.add_argument("--dims")
+    c.add_argument("--seed", type=int, default=0)
+    c.set_defaults(run=cmd_check)
+    r = sub.add_parser("run", help="run a model on inputs from an .npz file")
+    r.add_argument("file"); r.add_argument("--model", required=True); r.add_argument("--inputs", required=True)
+    r.add_argument("--grad"); r.add_argument("--out")
+    r.set_defaults(run=cmd_run)
+    b = sub.add_parser("bench", help="time the forward and gradient programs")
+    b.add_argument("file"); b.add_argument("--model", required=True); b.add_argument("--dims")
+    b.add_argument("--repeat", type=int, default=30)
+    b.set_defaults(run=cmd_bench)
+    return p
+
+
+def main(argv=None):
+    from .errors import LagradError
+    args = parser().parse_args(argv)
+    if "--debug" in sys.argv[1:] if argv is None else "--debug" in argv:
+        args.debug = True
+    try:
+        return args.run(args)
+    except LagradError as e:
+        if args.debug:
+            traceback.print_exc()
+        print(str(e), file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
