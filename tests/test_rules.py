@@ -32,7 +32,7 @@ from lagrad.compiler.autodiff import linearize, primitive_program, vjp_program  
 from lagrad.compiler.builder import Builder, Undef  # noqa: E402
 from lagrad.compiler.ir import Namer, Program  # noqa: E402
 from lagrad.compiler.primitive import REGISTRY  # noqa: E402
-from lagrad.compiler.types import FactorType, TensorType  # noqa: E402
+from lagrad.compiler.types import FactorType, ShapeError, TensorType  # noqa: E402
 from lagrad.runtime.lower import to_jax  # noqa: E402
 
 H = 1e-6            # central-difference step
@@ -383,6 +383,32 @@ def test_transpose_rule_dot_product(row, group):
         assert np.shape(x) == np.shape(dxs[i])
     scale = nrm(ybars) * nrm(ys) + nrm(xbars) * nrm(list(dxs.values()))
     assert abs(lhs - rhs) <= DOT_TOL * scale
+
+
+SHAPE_ERRORS = [
+    ("solve", (M, V), {"assume": "lu"}, 'assume must be "gen", "pos" or "sym"'),
+    ("solve", (R, V3), {}, "square"),
+    ("hcat", (R, W), {}, "different row counts"),
+    ("hcat", (R, V), {}, "hcat joins matrices"),
+    ("vcat", (R, V), {}, "different column counts"),
+    ("diag", (R,), {}, "vector or a square matrix"),
+    ("dot", (V, V3), {}, "different lengths"),
+    ("outer", (M, V), {}, "two vectors"),
+    ("trace", (R,), {}, "square"),
+    ("cholesky", (R,), {}, "square"),
+    ("tril", (V,), {}, "matrix"),
+    ("norm", (S,), {}, "vector or a matrix"),
+    ("maximum", (V, V3), {}, "same shape"),
+    ("lu_solve", (M, V), {}, "`lu` factorization"),
+    ("chol_solve", (("lu", 4), V), {}, "`chol` factorization"),
+]
+
+
+@pytest.mark.parametrize("prim,shapes,params,words", SHAPE_ERRORS,
+                         ids=[f"{c[0]}-{i}" for i, c in enumerate(SHAPE_ERRORS)])
+def test_shape_rule_rejects(prim, shapes, params, words):
+    with pytest.raises(ShapeError, match=words.replace("(", r"\(")):
+        primitive_program(prim, [in_type(s) for s in shapes], params)
 
 
 def test_every_primitive_has_a_row():

@@ -132,6 +132,8 @@ class Elaborator:
 
     def e_Name(self, node, scope):
         v = scope.lookup(node.id)
+        if v is None and self.ctx.lookup_callable(node.id) is not None:
+            raise self.err(LaTypeError, f"`{node.id}` is a function, not a value; call it: `{node.id}(...)`", node)
         if v is None:
             cands = [n for n in scope.all_names()]
             raise self.err(LaNameError, f"unknown name `{node.id}`" + suggest(node.id, cands), node)

@@ -40,7 +40,7 @@ def _diag_shape(types, params):
     t = shapes.tensor(types[0])
     if t.ndim == 1:
         return t.with_shape((t.shape[0], t.shape[0])).with_dtype(shapes._dt(t))
-    shapes.square(t, "diag's argument (a vector or a square matrix)")
+    expect(t.ndim == 2 and dim_eq(t.shape[0], t.shape[1]), f"diag needs a vector or a square matrix, got {t}")
     return t.with_shape((t.shape[0],))
 
 

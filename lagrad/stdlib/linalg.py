@@ -18,13 +18,13 @@ from . import shapes
 ASSUME = ("gen", "pos", "sym")
 
 
-def _square_same(types, params):
-    t = shapes.square(types[0], "the matrix")
-    return t.with_dtype(shapes._dt(t))
+def _square_same(who):
+    """Shape rule: a square matrix in, the same type out."""
+    return lambda types, p: shapes.same([shapes.square(types[0], f"{who}'s argument")], p)
 
 
-def _scalar_of_square(types, params):
-    return TensorType(shapes._dt(shapes.square(types[0], "the matrix")), ())
+def _scalar_of_square(who):
+    return lambda types, p: TensorType(shapes._dt(shapes.square(types[0], f"{who}'s argument")), ())
 
 
 def _linear_in_b(rule):
@@ -33,14 +33,11 @@ def _linear_in_b(rule):
 
 
 # ---- masks and stop_gradient --------------------------------------------------------------
-def _matrix_same(types, params):
-    t = shapes.matrix(types[0], "the argument")
-    return t.with_dtype(shapes._dt(t))
-
-
 def _mask(name, fn, math):
     register(Primitive(
-        name, lambda a, *, k=0: fn(a, k=k), _matrix_same, linear_in=(0,), kwargs={"k": 0},
+        name, lambda a, *, k=0: fn(a, k=k),
+        lambda types, p: shapes.same([shapes.matrix(types[0], f"{name}'s argument")], p),
+        linear_in=(0,), kwargs={"k": 0},
         math=math, frechet=lambda b, x, dx, y, p: b.emit(name, dx[0], **p),
         transpose=lambda b, ct, x, y, p: [b.emit(name, ct[0], **p)]))
 
@@ -58,7 +55,7 @@ register(Primitive(
 # ---- inverse and solves -------------------------------------------------------------------
 # inv: X = A⁻¹, dX = −X dA X (Giles 2008)
 register(Primitive(
-    "inv", jnp.linalg.inv, _square_same, math="X = A⁻¹", domains={0: "wellcond"},
+    "inv", jnp.linalg.inv, _square_same("inv"), math="X = A⁻¹", domains={0: "wellcond"},
     frechet=lambda b, x, dx, y, p: -(y[0] @ dx[0] @ y[0])))
 
 
@@ -119,12 +116,12 @@ register(Primitive(
 # ---- determinants -------------------------------------------------------------------------
 # det: d det = det · tr(A⁻¹ dA) (Giles 2008), with a solve, never an inverse
 register(Primitive(
-    "det", jnp.linalg.det, _scalar_of_square, math="y = det A", domains={0: "wellcond"},
+    "det", jnp.linalg.det, _scalar_of_square("det"), math="y = det A", domains={0: "wellcond"},
     frechet=lambda b, x, dx, y, p: y[0] * b.trace(b.solve(x[0], dx[0], assume="gen"))))
 
 # logdet: y = log |det A|, dy = tr(A⁻¹ dA)
 register(Primitive(
-    "logdet", lambda A: jnp.linalg.slogdet(A)[1], _scalar_of_square, math="y = log |det A|",
+    "logdet", lambda A: jnp.linalg.slogdet(A)[1], _scalar_of_square("logdet"), math="y = log |det A|",
     domains={0: "wellcond"},
     frechet=lambda b, x, dx, y, p: b.trace(b.solve(x[0], dx[0], assume="gen"))))
 
@@ -142,13 +139,13 @@ def _cholesky_frechet(b, x, dx, y, p):
 
 # cholesky: A = L Lᵀ with L lower; dL = L Φ(L⁻¹ dA L⁻ᵀ)
 register(Primitive(
-    "cholesky", jnp.linalg.cholesky, _square_same, math="A = L Lᵀ", domains={0: "spd"},
+    "cholesky", jnp.linalg.cholesky, _square_same("cholesky"), math="A = L Lᵀ", domains={0: "spd"},
     frechet=_cholesky_frechet))
 
 
 # ---- factorizations as values (made by a pass after differentiation) ----------------------
 def _factor_type(kind):
-    return lambda types, p: FactorType(kind, _square_same(types, p))
+    return lambda types, p: FactorType(kind, _square_same(f"{kind}_factor")(types, p))
 
 
 def _factor_arg(t, kind, who):

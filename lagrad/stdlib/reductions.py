@@ -6,7 +6,7 @@ import sympy
 
 from ..compiler.builder import Undef, expect, is_zero
 from ..compiler.primitive import Primitive, register
-from ..compiler.types import TensorType, promote
+from ..compiler.types import TensorType, dim_eq, promote
 from . import shapes
 from .structure import _norm_axis, _sum_shape
 
@@ -39,7 +39,7 @@ register(Primitive(
 def _dot_shape(types, params):
     u, v = shapes.tensor(types[0]), shapes.tensor(types[1])
     expect(u.ndim == 1 and v.ndim == 1, f"dot needs two vectors, got {u} and {v}; use `@` for matrices")
-    shapes.elementwise([u, v], params)
+    expect(dim_eq(u.shape[0], v.shape[0]), f"dot: the vectors have different lengths, {u} and {v}")
     return TensorType(promote(u.dtype, v.dtype), ())
 
 

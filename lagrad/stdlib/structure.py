@@ -131,6 +131,7 @@ register(Primitive(
 
 
 def _pad_impl(y, *, spec, shape):
+    y = jnp.asarray(y)
     return jnp.zeros(tuple(shape), y.dtype).at[_np_index(spec)].set(y)
 
 

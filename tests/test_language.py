@@ -1,0 +1,148 @@
+"""Language table tests: (source → result) and (source → error class, line, column)."""
+import numpy as np
+import pytest
+
+import lagrad
+from lagrad import LaNameError, LaSyntaxError, LaTypeError, RuleError
+
+rng = np.random.default_rng(7)
+A3 = rng.standard_normal((3, 3)) + 3 * np.eye(3)
+B3 = rng.standard_normal((3, 3))
+v3 = rng.standard_normal(3)
+M23 = rng.standard_normal((2, 3))
+
+# (source, args, expected value as a function of the args)
+RESULTS = [
+    ("model f(A: f64[n, n]) -> f64 { return A[-1, -1] }", (A3,), lambda A: A[-1, -1]),
+    ("model f(A: f64[n, n]) -> f64[n] { return A[:, 0] }", (A3,), lambda A: A[:, 0]),
+    ("model f(A: f64[n, n]) -> f64[n - 1, n] { return A[1:, :] }", (A3,), lambda A: A[1:, :]),
+    ("model f(A: f64[n, n]) -> f64[2, n - 1] { return A[0:2, 0:n-1] }", (A3,), lambda A: A[0:2, 0:2]),
+    ("model f(A: f64[n, n]) -> f64 { return A[n-1, 0] }", (A3,), lambda A: A[2, 0]),
+    ("model f(A: f64[m, n]) -> f64[n, m] { return A' }", (M23,), lambda A: A.T),
+    ("model f(A: f64[m, n]) -> f64[n, m] { return A.T }", (M23,), lambda A: A.T),
+    ("model f(A: f64[n, n], x: f64[n]) -> f64[n] { return A @ x }", (A3, v3), lambda A, x: A @ x),
+    ("model f(A: f64[n, n], x: f64[n]) -> f64[n] { return x @ A }", (A3, v3), lambda A, x: x @ A),
+    ("model f(x: f64[n]) -> f64 { return x @ x }", (v3,), lambda x: x @ x),
+    ("model f(x: f64[n]) -> f64 { return -x[0] ** 2 }", (v3,), lambda x: -x[0] ** 2),
+    ("model f(x: f64) -> f64 { return 2 ** 3 ** 2 * x }", (1.5,), lambda x: 2 ** 9 * x),
+    ("model f(x: f64) -> f64 { return 1 - 2 - x }", (1.5,), lambda x: 1 - 2 - x),
+    ("model f(x: f64) -> f64 { return 8 / 2 / x }", (2.0,), lambda x: 8 / 2 / x),
+    ("model f(x: f64[n]) -> f64 { return sum(x) / n }", (v3,), lambda x: np.mean(x)),
+    ("model f(x: f64) -> f64 { y = x; y = y * 2; y = y + 1; return y }", (1.5,), lambda x: 2 * x + 1),
+    ("model f(x: f64) -> f64 { y = x\n for i in range(3) { y = y * 2 + i }\n return y }", (1.0,),
+     lambda x: ((x * 2 + 0) * 2 + 1) * 2 + 2),
+    ("model f(x: f64[n]) -> f64 { s = 0.0\n for i in range(n) { s = s + x[i] * i }\n return s }", (v3,),
+     lambda x: sum(x[i] * i for i in range(3))),
+    ("model f(A: f64[n, n]) -> (f64[n, n], f64) { return A', trace(A) }", (A3,), lambda A: (A.T, np.trace(A))),
+    ("model f(A: f64[n, n]) -> f64 { Q, R = qr_like(A); return Q + R }\nfn qr_like(A) { return sum(A), trace(A) }",
+     (A3,), lambda A: A.sum() + np.trace(A)),
+    ("fn sq(x) = x * x\nmodel f(x: f64) -> f64 { return sq(sq(x)) }", (1.5,), lambda x: x ** 4),
+    ("fn g(A: f64[k, k], v: f64[k]) = A @ v + v\nmodel f(A: f64[n, n], x: f64[n]) -> f64[n] { return g(A, x) }",
+     (A3, v3), lambda A, x: A @ x + x),
+    ("elementwise softish(x) = log(1 + exp(x))\nmodel f(x: f64[n]) -> f64 { return sum(softish(x)) }", (v3,),
+     lambda x: np.sum(np.log1p(np.exp(x)))),
+    ("model f(A: f64[n, n]) -> f64 { return sum(A, axis=0)[1] } # a comment", (A3,), lambda A: A.sum(0)[1]),
+    ("model f(A: f64[n, n]) -> f64 { L = tril(A, k=-1); return sum(L) }", (A3,), lambda A: np.tril(A, -1).sum()),
+    ("model f(A: f64[n, n], b: f64[n]) -> f64[n] { return solve(A, b, assume=\"gen\") }", (A3, v3),
+     lambda A, b: np.linalg.solve(A, b)),
+    ("model f(A: f64[n, n], b: f64[n]) -> f64[n] { return solve_triangular(A, b, lower=false) }", (A3, v3),
+     lambda A, b: np.linalg.solve(np.triu(A), b)),
+    ("model f(A: f64[n, n]) -> f64[n, n] { return zeros(n, n) + eye(n) + ones(n, n) }", (A3,),
+     lambda A: np.eye(3) + 1),
+    ("model f(x: f64[n]) -> f64[2, n] { return vcat(x, x) }", (v3,), lambda x: np.vstack([x, x])),
+    ("model f(A: f64[n, n]) -> f64[2 * n, n] { return vcat(A, A) }", (A3,), lambda A: np.vstack([A, A])),
+    ("model f(A: f64[n, n]) -> f64 { B = inv(A); return (B @ A)[0, 0] }", (A3,), lambda A: 1.0),
+    ("model f(x: f64) -> f64 {\n  a = x; b = 2 * a   # two statements on a line\n  return a + b\n}", (1.5,), lambda x: 3 * x),
+    ("model f(x: f32) -> f32 { return x * 2 }", (1.5,), lambda x: 3.0),
+]
+
+
+@pytest.mark.parametrize("src,args,expected", RESULTS, ids=[f"r{i}" for i in range(len(RESULTS))])
+def test_results(src, args, expected):
+    f = lagrad.loads(src)["f"]
+    got = f(*args)
+    want = expected(*args)
+    if isinstance(want, tuple):
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(np.asarray(g), w, rtol=1e-12, atol=1e-12)
+    else:
+        np.testing.assert_allclose(np.asarray(got), want, rtol=1e-6 if "f32" in src else 1e-12, atol=1e-12)
+
+
+# (source, error class, line, column, message substring)
+ERRORS = [
+    ("model f(A: f64[n, n]) -> f64 {\n  return sum(slove(A)) }", LaNameError, 2, 14, "did you mean `solve`"),
+    ("model f(A: f64[n, n]) -> f64 {\n  return sum(B) }", LaNameError, 2, 14, "unknown name `B`"),
+    ("model f(Amat: f64[n, n]) -> f64 {\n  return sum(Amta) }", LaNameError, 2, 14, "did you mean `Amat`"),
+    ("model f(A: f64[n, n], x: f64[m]) -> f64 {\n  y = A @ x\n  return sum(y) }", LaTypeError, 2, 7, "f64[n, n] @ f64[m]"),
+    ("model f(x: f64[n], y: f64[m]) -> f64 {\n  return sum(x + y) }", LaTypeError, 2, 14, "f64[n] and f64[m]"),
+    ("model f(x: f64[n]) -> f64 {\n  return x }", LaTypeError, 2, 10, "declared to return f64"),
+    ("model f(x: f64[2 * n]) -> f64 { return sum(x) }", LaTypeError, 1, 16, "must appear alone"),
+    ("model f(x: f64[n]) -> f64 { return sum(x, axs=0) }", LaNameError, 1, 43, "did you mean `axis`"),
+    ("model f(x: f64[n]) -> f64 { return sum() }", LaTypeError, 1, 36, "takes"),
+    ("model f(A: f64[n, n]) -> f64 { return inv(A, A) }", LaTypeError, 1, 39, "takes 1"),
+    ("fn g(x) = g(x)\nmodel f(x: f64) -> f64 { return g(x) }", LaTypeError, 1, 11, "calls itself"),
+    ("model f(A: f64[3, 3]) -> f64 { return A[3, 0] }", LaTypeError, 1, 41, "out of range"),
+    ("model f(A: f64[n, n]) -> f64 { return A[0, 0, 0] }", LaTypeError, 1, 39, "too many indices"),
+    ("model f(x: f64) -> f64 { a, b = x; return a }", LaTypeError, 1, 26, "cannot unpack"),
+    ("model f(x: f64) -> f64 { return x }\nmodel f(y: f64) -> f64 { return y }", LaNameError, 2, 1, "defined twice"),
+    ("model f(A: f64[n, m]) -> f64 { return det(A) }", LaTypeError, 1, 39, "square"),
+    ("model f(A: f64[n, n]) -> f64 { n = 2.0; return n }", LaNameError, 1, 32, "dimension"),
+    ("model f(A: f64[n, n], A: f64[n, n]) -> f64 { return 1.0 }", LaNameError, 1, 23, "twice"),
+    ("model f(x: f64) -> f64 { return x + sum }", LaTypeError, 1, 37, "not a value"),
+    ("model f(x: f64) -> f64 { return solve(x, x, assume=\"spd\") }", LaTypeError, 1, 33, ""),
+    ("model f(x: f64) -> f64 {\n  return x @ x }", LaTypeError, 2, 10, "`@`"),
+    ("model f(x: f64[n]) -> f64 { for i in range(-1) { x = x }\n return sum(x) }", LaTypeError, 1, 44, "negative"),
+    ("model f(x: f64) -> f64 { return x @@ x }", LaSyntaxError, 1, 35, "@@"),
+    ("model f(x: f64) -> f64 { y = (x + 1\n  return y }", LaSyntaxError, 1, 30, "unclosed"),
+    ("model f(x: f64) -> f64 { y = x }", LaSyntaxError, None, None, "return"),
+    ("frechet solve(A, B) -> X { dX = A }", RuleError, 1, 1, "standard-library"),
+    ("frechet nosuch(A) -> X { dX = dA }", LaNameError, 1, 1, "no primitive"),
+    ("elementwise relu(x) = x\nmodel f(x: f64) -> f64 { return x }", LaNameError, 1, 1, "standard-library"),
+    ("elementwise g(x) = y * x\nmodel f(x: f64) -> f64 { return g(x) }", LaNameError, 1, 20, "unknown name `y`"),
+]
+
+
+@pytest.mark.parametrize("src,cls,line,col,msg", ERRORS, ids=[f"e{i}" for i in range(len(ERRORS))])
+def test_errors(src, cls, line, col, msg):
+    with pytest.raises(cls) as info:
+        lagrad.loads(src, name="case.la")
+    e = info.value
+    assert msg in str(e)
+    if line is not None:
+        assert (e.line, e.column) == (line, col), str(e)
+        assert str(e).startswith(f"case.la:{line}:{col}: ")
+        assert "^" in str(e)
+
+
+def test_user_frechet_block_must_be_linear():
+    import jax.numpy as jnp
+    lagrad.primitive("sq_user", lambda x: x * x, frechet="frechet sq_user(x) -> y { dy = dx * dx }")
+    f = lagrad.loads("model f(x: f64[n]) -> f64 { return sum(sq_user(x)) }").f
+    with pytest.raises(RuleError) as info:
+        f.grad()(np.ones(3))
+    assert "not linear" in str(info.value)
+    assert info.value.line == 1
+    lagrad.primitive("sq_user", lambda x: x * x, frechet="frechet sq_user(x) -> y { dy = 2 * x * dx }")
+    g = lagrad.loads("model f(x: f64[n]) -> f64 { return sum(sq_user(x)) }").f
+    np.testing.assert_allclose(g.grad("x")(np.arange(3.0)), 2 * np.arange(3.0))
+    (gx,) = g.grad()(np.arange(3.0))          # wrt=None: a tuple of all inputs
+    np.testing.assert_allclose(gx, 2 * np.arange(3.0))
+
+
+def test_elementwise_derivative_is_printed_by_name():
+    f = lagrad.loads("elementwise softish(x) = log(1 + exp(x))\n"
+                     "model f(x: f64[n]) -> f64 { return sum(softish(x)) }").f
+    text = str(f.adjoint())
+    assert "d_softish(x)" in text
+    x = rng.standard_normal(4)
+    np.testing.assert_allclose(f.grad("x")(x), 1 / (1 + np.exp(-x)), rtol=1e-12)
+
+
+def test_loop_over_dimension_needs_sizes_to_print():
+    f = lagrad.loads("model f(x: f64[n]) -> f64 { s = 0.0\n for i in range(n) { s = s + x[i] }\n return s }").f
+    with pytest.raises(lagrad.LagradError, match="specialize"):
+        f.program
+    assert str(f.specialize(n=3).program).count("x[") == 3
+    np.testing.assert_allclose(f(np.arange(5.0)), 10.0)
+    np.testing.assert_allclose(f.grad("x")(np.arange(4.0)), np.ones(4))
