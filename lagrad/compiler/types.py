@@ -40,8 +40,16 @@ def shape_eq(s, t) -> bool:
     return len(s) == len(t) and all(dim_eq(a, b) for a, b in zip(s, t))
 
 
-def fmt_dim(d) -> str:
+@lru_cache(maxsize=4096)
+def _fmt_dim(d) -> str:
     return str(d).replace("**", "^")
+
+
+def fmt_dim(d) -> str:
+    try:
+        return _fmt_dim(d)
+    except TypeError:          # unhashable: format directly
+        return str(d).replace("**", "^")
 
 
 def fmt_shape(shape) -> str:
@@ -54,6 +62,12 @@ def promote(*dtypes: str) -> str:
     if not strong:
         return WEAK
     return "f64" if "f64" in strong else "f32"
+
+
+@lru_cache(maxsize=4096)
+def _fmt_type(dtype, shape) -> str:
+    dt = "f64" if dtype == WEAK else dtype
+    return dt if not shape else dt + fmt_shape(shape)
 
 
 @dataclass(frozen=True)
@@ -82,8 +96,7 @@ class TensorType:
         return isinstance(other, TensorType) and self.dtype == other.dtype and shape_eq(self.shape, other.shape)
 
     def __str__(self) -> str:
-        dt = "f64" if self.dtype == WEAK else self.dtype
-        return dt if not self.shape else dt + fmt_shape(self.shape)
+        return _fmt_type(self.dtype, self.shape)
 
 
 @dataclass(frozen=True)

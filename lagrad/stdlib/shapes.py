@@ -11,7 +11,8 @@ def _dt(t):
 
 
 def tensor(t, what="argument") -> TensorType:
-    expect(isinstance(t, TensorType), f"{what} must be an array or scalar, got {t}")
+    if not isinstance(t, TensorType):
+        raise ShapeError(f"{what} must be an array or scalar, got {t}")
     return t
 
 
