@@ -1,0 +1,100 @@
+"""lagrad.primitive (SPEC §4): text and builder Fréchet rules, transpose rules, shape rules."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import lagrad
+from lagrad import RuleError
+from lagrad.compiler.types import TensorType
+
+rng = np.random.default_rng(11)
+
+
+def test_custom_frechet_for_an_inverse_gives_forward_and_reverse_mode():
+    lagrad.primitive("my_inv", jnp.linalg.inv, frechet="frechet my_inv(A) -> X { dX = -X @ dA @ X }")
+    f = lagrad.loads("model f(x: f64, A: f64[n, n], B: f64[n, n], C: f64[n, n]) -> f64 {\n"
+                     "  return (C @ my_inv(A + x * B))[-1, -1] }").f
+    n = 7
+    A, B, C = rng.standard_normal((n, n)) + 7 * np.eye(n), rng.standard_normal((n, n)), rng.standard_normal((n, n))
+    Mi = np.linalg.inv(A + 0.3 * B)
+    want = -(C @ Mi @ B @ Mi)[-1, -1]
+    np.testing.assert_allclose(f.grad("x")(0.3, A, B, C), want, rtol=1e-10)
+    np.testing.assert_allclose(f.jvp((0.3, A, B, C), (1.0, 0 * A, 0 * B, 0 * C))[1], want, rtol=1e-10)
+    assert "my_inv" in str(f.adjoint("x"))
+
+
+def test_linear_primitive_with_builder_transpose():
+    # y = K x with K a fixed banded stencil, written as a JAX function; linear in x
+    def stencil(x):
+        return 2 * x - jnp.roll(x, 1) - jnp.roll(x, -1)
+
+    def stencil_t(b, cts, inputs, outs, params):
+        return [b.emit("stencil_op", cts[0])]          # the stencil is symmetric
+
+    lagrad.primitive("stencil_op", stencil, linear_in=(0,), transpose=stencil_t,
+                     frechet=lambda b, x, dx, y, p: b.emit("stencil_op", dx[0]))
+    f = lagrad.loads("model f(x: f64[n]) -> f64 { y = stencil_op(x * x); return dot(y, y) }").f
+    x = rng.standard_normal(6)
+    ref = lambda x: jnp.sum(stencil(x * x) ** 2)
+    np.testing.assert_allclose(f.grad("x")(x), jax.grad(ref)(x), rtol=1e-10)
+
+
+def test_missing_transpose_is_a_lagrad_error_naming_the_rule():
+    lagrad.primitive("lin_no_t", lambda x: 3 * x, linear_in=(0,),
+                     frechet=lambda b, x, dx, y, p: b.emit("lin_no_t", dx[0]))
+    f = lagrad.loads("model f(x: f64[n]) -> f64 { return sum(lin_no_t(x)) }").f
+    np.testing.assert_allclose(f.jvp((np.ones(3),), (np.ones(3),))[1], 9.0)
+    with pytest.raises(RuleError, match="lin_no_t.*transpose rule"):
+        f.grad()(np.ones(3))
+
+
+def test_default_shape_rule_maps_symbolic_dims():
+    lagrad.primitive("first_col", lambda A: A[:, 0], frechet="frechet first_col(A) -> y { dy = first_col(dA) }",
+                     linear_in=(0,))
+    f = lagrad.loads("model f(A: f64[n, m]) -> f64[n] { return first_col(A) }").f
+    assert str(f.program.eqns[0].outputs[0].type) == "f64[n]"
+    lagrad.primitive("grow", lambda v: jnp.concatenate([v, v[:1]]))
+    g = lagrad.loads("model g(v: f64[n]) -> f64[n + 1] { return grow(v) }").g
+    np.testing.assert_allclose(g(np.arange(3.0)), [0, 1, 2, 0])
+
+
+def test_explicit_shape_rule_and_linearity_declaration():
+    src = "model f(A: f64[n, m]) -> f64 { return sum(rowsum(A) * rowsum(A)) }"
+    A = rng.standard_normal((3, 4))
+    # without linear_in, a rule applying rowsum to a tangent is not linear
+    lagrad.primitive("rowsum", lambda A: A.sum(1), shape=lambda t: TensorType(t.dtype, t.shape[:1]),
+                     frechet="frechet rowsum(A) -> y { dy = rowsum(dA) }")
+    with pytest.raises(RuleError, match="not linear"):
+        lagrad.loads(src).f.grad("A")(A)
+    lagrad.primitive("rowsum", lambda A: A.sum(1), shape=lambda t: TensorType(t.dtype, t.shape[:1]),
+                     frechet="frechet rowsum(A) -> y { dy = rowsum(dA) }", linear_in=(0,),
+                     transpose=lambda b, ct, x, y, p: [b.broadcast(ct[0], shape=x[0].shape, axis=1)])
+    f = lagrad.loads(src).f
+    np.testing.assert_allclose(f.grad("A")(A), jax.grad(lambda A: jnp.sum(A.sum(1) ** 2))(A), rtol=1e-12)
+
+
+def test_frechet_block_in_a_file_attaches_to_a_registered_primitive():
+    lagrad.primitive("cube", lambda x: x ** 3)
+    f = lagrad.loads("frechet cube(x) -> y { dy = 3 * x * x * dx }\n"
+                     "model f(x: f64[n]) -> f64 { return sum(cube(x)) }").f
+    x = rng.standard_normal(5)
+    np.testing.assert_allclose(f.grad("x")(x), 3 * x ** 2, rtol=1e-12)
+
+
+@pytest.mark.parametrize("kwargs,msg", [
+    (dict(name="bad name", impl=jnp.sin), "not a valid name"),
+    (dict(name="solve", impl=jnp.sin), "standard-library"),
+    (dict(name="okname", impl=3), "must be a function"),
+    (dict(name="okname", impl=jnp.sin, frechet=lambda x: x), "must take"),
+])
+def test_registration_errors(kwargs, msg):
+    with pytest.raises(RuleError, match=msg):
+        lagrad.primitive(kwargs.pop("name"), kwargs.pop("impl"), **kwargs)
+
+
+def test_wrong_frechet_block_name_is_reported():
+    lagrad.primitive("wrongname", jnp.sin, frechet="frechet other(x) -> y { dy = dx }")
+    f = lagrad.loads("model f(x: f64[n]) -> f64 { return sum(wrongname(x)) }").f
+    with pytest.raises(RuleError, match="not `wrongname`"):
+        f.grad()(np.ones(2))
