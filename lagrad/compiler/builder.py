@@ -141,7 +141,7 @@ class Builder:
         return list(t) if isinstance(t, (tuple, list)) else [t]
 
     def _simplify_zeros(self, p, inputs, zpos, params):
-        lin, zs = set(p.linear_in), set(zpos)
+        lin, zs = p.linear_positions(len(inputs)), set(zpos)
         all_zero = p.joint and lin and lin <= zs and len(lin) == len(inputs)
         if (zs & lin and not p.joint) or all_zero:
             types = self.out_types(p, [v.type for v in inputs], params)

@@ -26,6 +26,9 @@ from typing import Any, Callable, Optional, Union
 from ..errors import LaNameError, RuleError
 
 
+ALL = "all"     # `linear_in=ALL`: linear in every input, however many (variadic hcat, vcat)
+
+
 @dataclass
 class Primitive:
     name: str
@@ -52,13 +55,17 @@ class Primitive:
     _compiled_frechet: Any = field(default=None, repr=False)
 
     def __post_init__(self):
-        self.linear_in = tuple(self.linear_in)
+        if self.linear_in != ALL:
+            self.linear_in = tuple(self.linear_in)
+
+    def linear_positions(self, n_inputs: int) -> set:
+        return set(range(n_inputs)) if self.linear_in == ALL else set(self.linear_in)
 
     def is_linear_at(self, positions, n_inputs: int) -> bool:
         """Whether the primitive is linear (not merely affine) when exactly the inputs at
         `positions` vary: a jointly linear one needs all its inputs varying."""
         positions = set(positions)
-        if not positions or not positions <= set(self.linear_in):
+        if not positions or not positions <= self.linear_positions(n_inputs):
             return False
         return positions == set(range(n_inputs)) if self.joint else len(positions) == 1
 

@@ -15,12 +15,12 @@ import jax.numpy as jnp
 import sympy
 
 from ..compiler.builder import Undef, expect, is_zero
-from ..compiler.primitive import Primitive, register
+from ..compiler.primitive import ALL, Primitive, register
 from ..compiler.types import ShapeError, TensorType, dim_eq, promote
 from . import shapes
 from .structure import _jdtype
 
-MAX_CAT = 64          # linear_in must list positions; hcat/vcat take up to this many inputs
+MAX_CAT = 64          # hcat/vcat take up to this many inputs
 
 
 # eye: the constant identity I_n
@@ -39,7 +39,7 @@ register(Primitive(
 def _diag_shape(types, params):
     t = shapes.tensor(types[0])
     if t.ndim == 1:
-        return t.with_shape((t.shape[0], t.shape[0])).with_dtype(shapes._dt(t))
+        return t.with_shape((t.shape[0], t.shape[0]))
     expect(t.ndim == 2 and dim_eq(t.shape[0], t.shape[1]), f"diag needs a vector or a square matrix, got {t}")
     return t.with_shape((t.shape[0],))
 
@@ -106,14 +106,9 @@ def _concat_split(b, ct, xs, axis, name):
 def _register_cat(name, axis, fn, math):
     shape = lambda types, p: _concat_shape(types, axis, name)[2]
 
-    def zero_simplify(b, inputs, zpos, params):            # all pieces zero: zero; else
-        if len(zpos) == len(inputs):                       # materialize the zero pieces
-            return b.zero(shape([v.type for v in inputs], params))
-        return None
-
     register(Primitive(
-        name, lambda *xs: fn(xs), shape, linear_in=tuple(range(MAX_CAT)), joint=True,
-        min_args=1, max_args=MAX_CAT, math=math, zero_simplify=zero_simplify,
+        name, lambda *xs: fn(xs), shape, linear_in=ALL, joint=True,
+        min_args=1, max_args=MAX_CAT, math=math,
         frechet=lambda b, x, dx, y, p: b.emit(name, *dx),
         transpose=lambda b, ct, x, y, p: _concat_split(b, ct[0], x, axis, name)))
 

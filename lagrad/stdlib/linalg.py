@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 
-from ..compiler.builder import Undef, expect, is_zero
+from ..compiler.builder import expect, is_zero
 from ..compiler.primitive import Primitive, register
 from ..compiler.types import FactorType, ShapeError, TensorType
 from . import shapes
