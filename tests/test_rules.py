@@ -165,6 +165,7 @@ ROWS = [
     Row("lu_det", (("lu", 4),), ref=jnp.linalg.det),
     Row("lu_det", (("lu", 4),), domains=("negdet",), ref=jnp.linalg.det, tag="negative"),
     Row("chol_factor", (M,), domains=("spd",), ref=jnp.linalg.cholesky),
+    Row("chol_lower", (("chol", 4),), ref=jnp.linalg.cholesky),
     *rows_for("chol_solve", (("chol", 4), V), (("chol", 4), R), ref=jnp.linalg.solve),
 ]
 

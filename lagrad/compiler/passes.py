@@ -98,7 +98,7 @@ def rewrite_inv(prog: Program) -> Program:
     return dce(prog.copy(eqns=b.eqns))
 
 
-FACTORED = {"solve", "inv", "det", "logdet"}
+FACTORED = {"solve", "inv", "det", "logdet", "cholesky"}
 
 
 def share_factorizations(prog: Program) -> Program:
@@ -113,6 +113,10 @@ def share_factorizations(prog: Program) -> Program:
             b.eqns.append(e)
             continue
         b.span, b.origin = e.span, e.origin
+        if e.prim == "cholesky":             # L is what a Cholesky factorization holds
+            F = b.chol_factor(b.wrap(e.inputs[0]), name=f"{e.inputs[0].name}_chol")
+            b.eqns.append(Eqn("chol_lower", (F.atom,), (), e.outputs, e.span, e.origin))
+            continue
         A, trans = e.inputs[0], False
         while isinstance(A, Var) and id(A) in prod and prod[id(A)].prim == "transpose":
             A, trans = prod[id(A)].inputs[0], not trans       # factor A once, solve with Aᵀ

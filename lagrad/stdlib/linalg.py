@@ -56,7 +56,7 @@ register(Primitive(
 # inv: X = A⁻¹, dX = −X dA X (Giles 2008)
 register(Primitive(
     "inv", jnp.linalg.inv, _square_same("inv"), math="X = A⁻¹", domains={0: "wellcond"},
-    frechet=lambda b, x, dx, y, p: -(y[0] @ dx[0] @ y[0])))
+    frechet="frechet inv(A) -> X { dX = -X @ dA @ X }"))
 
 
 def _assume(p):
@@ -81,7 +81,7 @@ def _solve_transposed(b, A, ct, p):
 register(Primitive(
     "solve", lambda A, B, *, assume="gen": jsl.solve(A, B, assume_a=assume), _solve_shape,
     linear_in=(1,), kwargs={"assume": "gen"}, math="X = A⁻¹ B", domains={0: "wellcond"},
-    frechet=lambda b, x, dx, y, p: b.solve(x[0], dx[1] - dx[0] @ y[0], assume=_assume(p)),
+    frechet="frechet solve(A, B) -> X { dX = solve(A, dB - dA @ X) }",     # keeps `assume`
     transpose=_linear_in_b(_solve_transposed)))
 
 
@@ -117,13 +117,13 @@ register(Primitive(
 # det: d det = det · tr(A⁻¹ dA) (Giles 2008), with a solve, never an inverse
 register(Primitive(
     "det", jnp.linalg.det, _scalar_of_square("det"), math="y = det A", domains={0: "wellcond"},
-    frechet=lambda b, x, dx, y, p: y[0] * b.trace(b.solve(x[0], dx[0], assume="gen"))))
+    frechet="frechet det(A) -> d { dd = d * trace(solve(A, dA)) }"))
 
 # logdet: y = log |det A|, dy = tr(A⁻¹ dA)
 register(Primitive(
     "logdet", lambda A: jnp.linalg.slogdet(A)[1], _scalar_of_square("logdet"), math="y = log |det A|",
     domains={0: "wellcond"},
-    frechet=lambda b, x, dx, y, p: b.trace(b.solve(x[0], dx[0], assume="gen"))))
+    frechet="frechet logdet(A) -> l { dl = trace(solve(A, dA)) }"))
 
 
 # ---- cholesky -----------------------------------------------------------------------------
@@ -192,6 +192,12 @@ register(Primitive(
 # chol_factor: A = L Lᵀ, kept as L
 register(Primitive("chol_factor", jnp.linalg.cholesky, _factor_type("chol"), internal=True,
                    math="F = chol(A)"))
+
+# chol_lower: the lower factor L held by a Cholesky factorization (so `cholesky(A)` and a
+# solve with assume="pos" share one factorization)
+register(Primitive(
+    "chol_lower", lambda F: F, lambda types, p: _factor_arg(types[0], "chol", "chol_lower"),
+    internal=True, math="L from F = chol(A)"))
 
 # chol_solve: X = A⁻¹B = L⁻ᵀL⁻¹B; linear in B and self-adjoint (A symmetric)
 register(Primitive(

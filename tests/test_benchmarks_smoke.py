@@ -1,0 +1,23 @@
+"""The benchmark script runs end to end in its --quick mode (tiny sizes). No timing is asserted:
+timings belong in benchmarks/RESULTS_core.md, not in tests."""
+from __future__ import annotations
+
+import os
+import pathlib
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def test_bench_core_quick(tmp_path):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])
+    out = tmp_path / "results.md"
+    r = subprocess.run([sys.executable, "-m", "benchmarks.bench_core", "--quick", "--n-frechet", "4",
+                        "--n-inv", "6", "--chain", "8", "--reps", "2", "--out", str(out)],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    report = out.read_text(encoding="utf-8")
+    for heading in ("## 1. frechet_inverse", "## 2. mean(inv(2θ) @ b)", "## 3. Compile time", "XLA_FLAGS"):
+        assert heading in report
