@@ -173,3 +173,26 @@ def test_load_missing_file():
 def test_unknown_model_suggests(mod):
     with pytest.raises(lagrad.LaNameError, match="did you mean `ftest`"):
         mod.ftets
+
+
+def test_hvp_forward_over_reverse():
+    src = "model h(A: f64[n, n], b: f64[n]) -> f64 { x = solve(A, b); return dot(x, x) + logdet(A) }"
+    f = lagrad.loads(src).h
+    ref = lambda A, b: jnp.sum(jnp.linalg.solve(A, b) ** 2) + jnp.linalg.slogdet(A)[1]
+    V, v = rng.standard_normal((n, n)), rng.standard_normal(n)
+    hv = f.hvp(wrt=["A", "b"])((A, b), (V, v))
+    _, want = jax.jvp(jax.grad(ref, argnums=(0, 1)), (A, b), (V, v))
+    for u, w in zip(hv, want):
+        np.testing.assert_allclose(u, w, rtol=1e-9, atol=1e-12)
+    hb = f.hvp(wrt="b")((A, b), v)
+    _, wb = jax.jvp(lambda b: jax.grad(ref, argnums=1)(A, b), (b,), (v,))
+    np.testing.assert_allclose(hb, wb, rtol=1e-9, atol=1e-12)
+
+
+def test_elementwise_definitions_stay_in_their_module():
+    m1 = lagrad.loads("elementwise softish(x) = log(1 + exp(x))\nmodel f(x: f64[n]) -> f64 { return sum(softish(x)) }")
+    m2 = lagrad.loads("elementwise softish(x) = x * x\nmodel f(x: f64[n]) -> f64 { return sum(softish(x)) }")
+    np.testing.assert_allclose(m1.f(np.ones(3)), 3 * np.log1p(np.e))
+    np.testing.assert_allclose(m2.f(np.ones(3)), 3.0)
+    with pytest.raises(lagrad.LaNameError, match="unknown function `softish`"):
+        lagrad.loads("model g(x: f64[n]) -> f64 { return sum(softish(x)) }")

@@ -91,7 +91,7 @@ def linearize(prog: Program, wrt=None) -> Program:
         if all(t is None for t in tins):
             continue
         p = get(e.prim)
-        b.span, b.origin = e.span, e.origin or e.prim
+        b.span, b.origin = e.span, e.origin or p.display or p.name
         rule = frechet_rule(p, e.span, prog.source)
         tvals = [t if t is not None else b.zero(a.type) for t, a in zip(tins, e.inputs)]
         start = len(b.eqns)
@@ -184,7 +184,7 @@ def transpose(tp: Program, lin_inputs: list, lin_outputs: list, ct_names=None,
         if p.transpose is None:
             raise RuleError(f"cannot transpose `{p.name}`: the primitive is linear here but has no "
                             f"transpose rule (register one with `transpose=`)", span=e.span, source=tp.source)
-        b.span, b.origin = e.span, e.origin or e.prim
+        b.span, b.origin = e.span, e.origin or p.display or p.name
         ins = [Undef(a.type) if isinstance(a, Var) and id(a) in lin_set else b.wrap(a) for a in e.inputs]
         cvals = [c if c is not None else b.zero(o.type) for c, o in zip(cts, e.outputs)]
         start = len(b.eqns)

@@ -3,6 +3,8 @@ comes from `lambdify` and its derivative from `sympy.diff`, registered as the pr
 ``d_NAME`` so printed programs show it by name (``dy = d_softish(x) * dx``)."""
 from __future__ import annotations
 
+import hashlib
+
 import jax.numpy as jnp
 import sympy
 
@@ -69,24 +71,33 @@ def _lambdify(expr):
     return lambda x: f(x) + jnp.zeros_like(x)
 
 
+def _key(name: str, expr) -> str:
+    """Registry key of an elementwise function: its name and a digest of its expression, so
+    two modules defining the same name differently never see each other's definition."""
+    digest = hashlib.sha1(sympy.srepr(expr).encode()).hexdigest()[:10]
+    return f"{name}__ew{digest}"
+
+
 def make_elementwise(name: str, expr: sympy.Expr, math: str = "") -> Primitive:
-    """Register the elementwise primitive `name` computing `expr` (in the symbol X)."""
+    """Register the elementwise primitive computing `expr` (in the symbol X), printed `name`."""
+    key = _key(name, expr)
+    if key in REGISTRY:
+        return REGISTRY[key]
     dname = "d_" + name
 
     def frechet(b, x, dx, y, params):
-        if dname not in REGISTRY or REGISTRY[dname].sympy_expr != sympy.diff(expr, X):
-            make_elementwise(dname, sympy.diff(expr, X), f"d/dx of {name}")
-        return b.emit(dname, x[0]) * dx[0]
+        d = make_elementwise(dname, sympy.diff(expr, X), f"d/dx of {name}")
+        return b.emit(d.name, x[0]) * dx[0]
 
-    p = Primitive(name, _lambdify(expr), _same_shape, frechet=frechet, user=True,
-                  math=math or f"y = {sympy.sstr(expr)}", min_args=1, max_args=1)
+    p = Primitive(key, _lambdify(expr), _same_shape, frechet=frechet, user=True, internal=True,
+                  display=name, math=math or f"y = {sympy.sstr(expr)}", min_args=1, max_args=1)
     p.sympy_expr = expr
     return register(p)
 
 
 def define(defn: ast.ElementwiseDef, ctx, source) -> Primitive:
     existing = REGISTRY.get(defn.name)
-    if existing is not None and not existing.user:
+    if existing is not None and not existing.internal:
         raise LaNameError(f"`{defn.name}` is a standard-library function; choose another name",
                           span=defn.span, source=source)
     expr = to_sympy(defn.expr, defn.param, ctx, source)

@@ -17,7 +17,7 @@ def to_networkx(prog: Program) -> nx.DiGraph:
         g.add_node(("var", v.name), kind="input", type=str(v.type), label=v.name)
     for k, e in enumerate(prog.eqns):
         node = ("eqn", k)
-        g.add_node(node, kind="op", prim=e.prim, label=rhs_text(e),
+        g.add_node(node, kind="op", prim=e.prim, label=rhs_text(e), name=_display(e.prim),
                    line=getattr(e.span, "line", None), origin=e.origin)
         for a in e.inputs:
             if isinstance(a, Var):
@@ -31,6 +31,12 @@ def to_networkx(prog: Program) -> nx.DiGraph:
     return g
 
 
+def _display(prim: str) -> str:
+    from .primitive import REGISTRY
+    p = REGISTRY.get(prim)
+    return (p.display or p.name) if p is not None else prim
+
+
 def _q(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -42,7 +48,7 @@ def to_dot(prog: Program) -> str:
     ids = {n: f"n{i}" for i, n in enumerate(g.nodes)}
     for n, d in g.nodes(data=True):
         if n[0] == "eqn":
-            lines.append(f"  {ids[n]} [shape=box, style=rounded, label={_q(d['prim'])}];")
+            lines.append(f"  {ids[n]} [shape=box, style=rounded, label={_q(d['name'])}];")
         else:
             shape = "doubleoctagon" if d.get("output") else ("invhouse" if d["kind"] == "input" else "ellipse")
             lines.append(f"  {ids[n]} [shape={shape}, label={_q(d['label'] + chr(10) + d['type'])}];")

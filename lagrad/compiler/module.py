@@ -57,11 +57,13 @@ class ModuleContext:
     def lookup_callable(self, name):
         if name in self.fns:
             return self.fns[name]
+        if name in self.elementwise:
+            return self.elementwise[name]
         p = REGISTRY.get(name)
         return p if p is not None and not p.internal else None
 
     def callable_names(self):
-        return list(self.fns) + [n for n, p in REGISTRY.items() if not p.internal]
+        return list(self.fns) + list(self.elementwise) + [n for n, p in REGISTRY.items() if not p.internal]
 
     def globals_scope(self):
         return Scope({})

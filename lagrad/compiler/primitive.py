@@ -52,6 +52,7 @@ class Primitive:
     min_args: Optional[int] = None                   # arity check (defaults to len of signature)
     max_args: Optional[int] = None
     doc: str = ""
+    display: Optional[str] = None                    # printed name, when the key is made unique
     _compiled_frechet: Any = field(default=None, repr=False)
 
     def __post_init__(self):

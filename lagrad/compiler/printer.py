@@ -19,15 +19,15 @@ def _param_text(v) -> str:
     if isinstance(v, str):
         return f'"{v}"'
     if isinstance(v, tuple):
-        return "(" + ", ".join(_param_text(x) for x in v) + ")"
+        return "(" + ", ".join(_param_text(x) for x in v) + ("," if len(v) == 1 else "") + ")"
     if hasattr(v, "free_symbols"):
         return fmt_dim(v)
     return repr(v)
 
 
-def _index_text(x, spec) -> str:
+def _spec_text(spec) -> str:
     items = [fmt_dim(it[1]) if it[0] == "at" else f"{fmt_dim(it[1])}:{fmt_dim(it[2])}" for it in spec]
-    return f"{x}[{', '.join(items)}]"
+    return f"[{', '.join(items)}]"
 
 
 def rhs_text(e) -> str:
@@ -40,9 +40,10 @@ def rhs_text(e) -> str:
     if e.prim == "transpose":
         return f"{args[0]}'"
     if e.prim == "index":
-        return _index_text(args[0], e.param("spec"))
-    kw = [f"{k}={_param_text(v)}" for k, v in e.params]
-    return f"{e.prim}({', '.join(args + kw)})"
+        return args[0] + _spec_text(e.param("spec"))
+    kw = [f"{k}={_spec_text(v) if k == 'spec' else _param_text(v)}" for k, v in e.params]
+    name = (p.display or p.name) if p is not None else e.prim
+    return f"{name}({', '.join(args + kw)})"
 
 
 def _where(e, path) -> str:

@@ -35,23 +35,29 @@ def collect(fname, params, args, kwargs) -> list:
     return [values[n] for n in names]
 
 
+_NP = {"f32": np.float32, "f64": np.float64}
+
+
 def convert(name, value, t: TensorType):
-    dtype = _JNP[t.dtype]
-    if isinstance(value, jax.core.Tracer) or isinstance(value, jax.Array):
-        kind = np.dtype(value.dtype).kind
-    else:
-        try:
-            arr = np.asarray(value)
-        except Exception as e:  # ragged lists and the like
-            raise InputError(f"argument `{name}` is not an array: {e}") from None
-        kind = arr.dtype.kind
-        value = arr
+    """The argument as an array of the declared dtype (JAX arrays and tracers stay on device)."""
+    if isinstance(value, (jax.Array, jax.core.Tracer)):
+        if value.dtype == _JNP[t.dtype]:
+            return value
+        _check_kind(name, np.dtype(value.dtype).kind, value.dtype, t)
+        return value.astype(_JNP[t.dtype])
+    try:
+        arr = np.asarray(value)
+    except Exception as e:  # ragged lists and the like
+        raise InputError(f"argument `{name}` is not an array: {e}") from None
+    _check_kind(name, arr.dtype.kind, arr.dtype, t)
+    return arr.astype(_NP[t.dtype], copy=False)
+
+
+def _check_kind(name, kind, dtype, t):
     if kind == "c":
         raise InputError(f"argument `{name}` is complex; lagrad models take real {t.dtype} arrays")
     if kind not in "biuf":
-        raise InputError(f"argument `{name}` has dtype {getattr(value, 'dtype', type(value))}; "
-                         f"expected a real array ({t})")
-    return jnp.asarray(value, dtype)
+        raise InputError(f"argument `{name}` has dtype {dtype}; expected a real array ({t})")
 
 
 def bind(fname, params, args, kwargs):

@@ -7,6 +7,7 @@ import threading
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ..compiler.autodiff import linearize, vjp_program
 from ..compiler.elaborate import NeedDims
@@ -18,6 +19,10 @@ from ..compiler.types import TensorType
 from ..errors import InputError, LagradError
 from . import binding
 from .lower import to_jax
+
+
+def _seed(dtype):
+    return np.float32(1.0) if dtype == "f32" else np.float64(1.0)
 
 
 class Compiled:
@@ -51,6 +56,17 @@ class Compiled:
     def tangent(self, wrt):
         names = self.out_names() + ["d" + n for n in self.out_names()]
         return self.memo(("tangent", wrt), lambda: lowered(dce(cse(linearize(self.canonical, list(wrt)))), names))
+
+    def hvp(self, wrt):
+        """Forward over reverse: the linearization of the adjoint program in the `wrt` inputs.
+        Inputs: primal inputs, the output seed, directions; outputs: H·direction."""
+        def make():
+            adj = vjp_program(self.canonical, list(wrt))
+            tp = linearize(adj, list(wrt))
+            tp = tp.copy(outputs=tp.outputs[len(adj.outputs):], kind="hvp")
+            names = [self.canonical.inputs[i].name + "_hvp" for i in wrt]
+            return lowered(dce(cse(tp)), names)
+        return self.memo(("hvp", wrt), make)
 
     def jax_fn(self, key, make_prog):
         return self.memo(("jax",) + key, lambda: to_jax(make_prog()))
@@ -161,8 +177,7 @@ class Function:
             c = self.compiled(dims)
             self._scalar_check(c, "value_and_grad" if keep else "grad")
             fn = c.jax_fn(("adjoint", idx, keep), lambda: c.adjoint(idx, keep))
-            dtype = arrays[0].dtype if arrays else jnp.float64
-            res = fn(*arrays, jnp.ones((), c.canonical.outputs[0].type.dtype == "f32" and jnp.float32 or jnp.float64))
+            res = fn(*arrays, _seed(c.canonical.outputs[0].type.dtype))
             grads = res[1:] if keep else res
             g = grads[0] if single else tuple(grads)
             return (res[0], g) if keep else g
@@ -176,6 +191,31 @@ class Function:
 
     def value_and_grad(self, wrt=None):
         return self._grad_impl(wrt, keep=True)
+
+    def hvp(self, wrt=None):
+        """A callable ``(args, directions) -> H·direction`` for scalar f, derived by linearizing
+        the adjoint program (forward over reverse); `directions` has the structure of `wrt`."""
+        idx, single = self._wrt(wrt)
+
+        def run(args, directions):
+            arrays, dims = self._bind(tuple(args), {})
+            c = self.compiled(dims)
+            self._scalar_check(c, "hvp")
+            dirs = (directions,) if single else tuple(directions)
+            if len(dirs) != len(idx):
+                raise InputError(f"hvp: {len(idx)} direction(s) expected (one per `wrt` input), got {len(dirs)}")
+            vs = []
+            for i, d in zip(idx, dirs):
+                name, t = self.params[i]
+                v = binding.convert(f"direction for {name}", d, t)
+                if tuple(v.shape) != tuple(arrays[i].shape):
+                    raise InputError(f"the direction for `{name}` has shape {tuple(v.shape)}, not {tuple(arrays[i].shape)}")
+                vs.append(v)
+            fn = c.jax_fn(("hvp", idx), lambda: c.hvp(idx))
+            res = fn(*arrays, _seed(c.canonical.outputs[0].type.dtype), *vs)
+            return res[0] if single else tuple(res)
+        run.__name__ = f"hvp_{self.name}"
+        return run
 
     def vjp(self, *args, **kwargs):
         """``(out, pullback)``; ``pullback(ct)`` gives the cotangents of all inputs."""
