@@ -49,10 +49,8 @@ def _rename_result(b: Builder, start: int, val, name: str):
     return val
 
 
-def _as_list(x, n):
-    if isinstance(x, (list, tuple)):
-        return list(x)
-    return [x] * 1 if n == 1 else list(x)
+def _as_list(x):
+    return list(x) if isinstance(x, (list, tuple)) else [x]
 
 
 def frechet_rule(p, span=None, source=None):
@@ -96,7 +94,7 @@ def linearize(prog: Program, wrt=None) -> Program:
         tvals = [t if t is not None else b.zero(a.type) for t, a in zip(tins, e.inputs)]
         start = len(b.eqns)
         res = rule(b, [b.wrap(a) for a in e.inputs], tvals, [b.wrap(o) for o in e.outputs], e.param_dict)
-        res = _as_list(res, len(e.outputs))
+        res = _as_list(res)
         if len(res) != len(e.outputs):
             raise RuleError(f"the Fréchet rule of `{p.name}` gave {len(res)} tangents for "
                             f"{len(e.outputs)} outputs", span=e.span, source=prog.source)

@@ -86,19 +86,10 @@ class Elaborator:
         self.used_bindings |= names
         return int(expr.subs({dim_symbol(k): self.bindings[k] for k in names}))
 
-    def type_ann(self, ann: ast.TypeAnn, scope, declare=False) -> TensorType:
+    def type_ann(self, ann: ast.TypeAnn, scope) -> TensorType:
         if ann.dims is None:
             return TensorType(ann.dtype, ())
-        dims = []
-        for d in ann.dims:
-            if declare and isinstance(d, ast.Name) and scope.lookup(d.id) is None:
-                scope.bind(d.id, DimRef(dim_symbol(d.id)))
-            if declare:
-                for n in _names_in(d):
-                    if scope.lookup(n) is None:
-                        scope.bind(n, DimRef(dim_symbol(n)))
-            dims.append(self.dim(d, scope))
-        return TensorType(ann.dtype, tuple(dims))
+        return TensorType(ann.dtype, tuple(self.dim(d, scope) for d in ann.dims))
 
     # ---- expressions -------------------------------------------------------------------------
     def value(self, node, scope):
@@ -374,13 +365,13 @@ class _SpanHolder:
         self.span = span
 
 
-def _names_in(node):
+def names_in(node):
     if isinstance(node, ast.Name):
         return [node.id]
     if isinstance(node, ast.BinOp):
-        return _names_in(node.left) + _names_in(node.right)
+        return names_in(node.left) + names_in(node.right)
     if isinstance(node, ast.Neg):
-        return _names_in(node.operand)
+        return names_in(node.operand)
     return []
 
 

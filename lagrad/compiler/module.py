@@ -5,7 +5,7 @@ from ..dsl import ast
 from ..errors import LaNameError, LaTypeError, RuleError
 from . import elementwise as ew
 from .builder import Builder, Val, Zero
-from .elaborate import Elaborator
+from .elaborate import Elaborator, names_in as _dim_names
 from .ir import Namer, Program, Var
 from .passes import CANONICAL, LOWERING, run_passes, typecheck
 from .primitive import REGISTRY
@@ -145,16 +145,6 @@ class ModuleContext:
             if not ok:
                 raise LaTypeError(f"`{m.name}` is declared to return {want} but this is {got}",
                                   span=node.span, source=self.source)
-
-
-def _dim_names(node):
-    if isinstance(node, ast.Name):
-        return [node.id]
-    if isinstance(node, ast.BinOp):
-        return _dim_names(node.left) + _dim_names(node.right)
-    if isinstance(node, ast.Neg):
-        return _dim_names(node.operand)
-    return []
 
 
 def canonical(prog: Program) -> Program:

@@ -71,69 +71,70 @@ def _producers(prog):
     return {id(o): e for e in prog.eqns for o in e.outputs}
 
 
+def rewrite_each(prog: Program, rule) -> Program:
+    """Walk the equations; ``rule(b, e, producers)`` emits a replacement for `e` keeping its
+    output variables and returns True, or returns False to keep `e` as it is."""
+    prod = _producers(prog)
+    b = Builder(Namer.for_program(prog), source=prog.source)
+    for e in prog.eqns:
+        b.span, b.origin = e.span, e.origin
+        if not rule(b, e, prod):
+            b.eqns.append(e)
+    return dce(prog.copy(eqns=b.eqns))
+
+
+def _emit_as(b, e, prim, inputs, params=None):
+    """Emit `prim(inputs)` into the output variables of `e`."""
+    b.eqns.append(Eqn(prim, tuple(inputs), make_params(params), e.outputs, e.span, e.origin))
+    return True
+
+
+def _inv_rule(b, e, prod):
+    if e.prim != "matmul":
+        return False
+    l, r = (prod.get(id(a)) if isinstance(a, Var) else None for a in e.inputs)
+    if l is not None and l.prim == "inv":
+        return _emit_as(b, e, "solve", (l.inputs[0], e.inputs[1]))
+    if r is not None and r.prim == "inv":
+        A, B = b.wrap(r.inputs[0]), b.wrap(e.inputs[0])
+        if B.ndim == 1:
+            return _emit_as(b, e, "solve", (A.T.atom, B.atom))
+        return _emit_as(b, e, "transpose", (b.solve(A.T, B.T).atom,))
+    return False
+
+
 def rewrite_inv(prog: Program) -> Program:
     """inv(A) @ B → solve(A, B); B @ inv(A) → solve(Aᵀ, Bᵀ)ᵀ (a vector b: solve(Aᵀ, b))."""
-    prod = _producers(prog)
-    namer = Namer.for_program(prog)
-    b = Builder(namer, source=prog.source)
-    sub = {}
-    for e in prog.eqns:
-        e = Eqn(e.prim, tuple(sub.get(id(a), a) if isinstance(a, Var) else a for a in e.inputs),
-                e.params, e.outputs, e.span, e.origin)
-        if e.prim == "matmul":
-            l, r = (prod.get(id(a)) if isinstance(a, Var) else None for a in e.inputs)
-            b.span, b.origin = e.span, e.origin
-            if l is not None and l.prim == "inv":
-                b.eqns.append(Eqn("solve", (l.inputs[0], e.inputs[1]), (), e.outputs, e.span, e.origin))
-                continue
-            if r is not None and r.prim == "inv":
-                A, B = b.wrap(r.inputs[0]), b.wrap(e.inputs[0])
-                if B.ndim == 1:
-                    b.eqns.append(Eqn("solve", (A.T.atom, B.atom), (), e.outputs, e.span, e.origin))
-                else:
-                    X = b.solve(A.T, B.T)
-                    b.eqns.append(Eqn("transpose", (X.atom,), (), e.outputs, e.span, e.origin))
-                continue
-        b.eqns.append(e)
-    return dce(prog.copy(eqns=b.eqns))
+    return rewrite_each(prog, _inv_rule)
 
 
 FACTORED = {"solve", "inv", "det", "logdet", "cholesky"}
 
 
+def _factor_rule(b, e, prod):
+    if e.prim not in FACTORED:
+        return False
+    if e.prim == "cholesky":             # L is what a Cholesky factorization holds
+        F = b.chol_factor(b.wrap(e.inputs[0]), name=f"{e.inputs[0].name}_chol")
+        return _emit_as(b, e, "chol_lower", (F.atom,))
+    A, trans = e.inputs[0], False
+    while isinstance(A, Var) and id(A) in prod and prod[id(A)].prim == "transpose":
+        A, trans = prod[id(A)].inputs[0], not trans       # factor A once, solve with Aᵀ
+    assume = e.param("assume", "gen")
+    kind = "chol" if assume == "pos" else "lu"
+    if assume in ("pos", "sym"):
+        trans = False                   # a symmetric matrix is its own transpose
+    F = b.emit(f"{kind}_factor", b.wrap(A), name=f"{A.name}_{kind}" if isinstance(A, Var) else kind)
+    if e.prim == "solve":
+        return _emit_as(b, e, f"{kind}_solve", (F.atom, e.inputs[1]), {"trans": trans} if kind == "lu" else {})
+    if trans and e.prim == "inv":       # inv(Aᵀ) = inv(A)ᵀ
+        return _emit_as(b, e, "transpose", (b.lu_inv(F).atom,))
+    # det and logdet of Aᵀ equal those of A
+    return _emit_as(b, e, {"inv": "lu_inv", "det": "lu_det", "logdet": "lu_logabsdet"}[e.prim], (F.atom,))
+
+
 def share_factorizations(prog: Program) -> Program:
-    prod = _producers(prog)
-    namer = Namer.for_program(prog)
-    b = Builder(namer, source=prog.source)
-    sub = {}
-    for e in prog.eqns:
-        e = Eqn(e.prim, tuple(sub.get(id(a), a) if isinstance(a, Var) else a for a in e.inputs),
-                e.params, e.outputs, e.span, e.origin)
-        if e.prim not in FACTORED:
-            b.eqns.append(e)
-            continue
-        b.span, b.origin = e.span, e.origin
-        if e.prim == "cholesky":             # L is what a Cholesky factorization holds
-            F = b.chol_factor(b.wrap(e.inputs[0]), name=f"{e.inputs[0].name}_chol")
-            b.eqns.append(Eqn("chol_lower", (F.atom,), (), e.outputs, e.span, e.origin))
-            continue
-        A, trans = e.inputs[0], False
-        while isinstance(A, Var) and id(A) in prod and prod[id(A)].prim == "transpose":
-            A, trans = prod[id(A)].inputs[0], not trans       # factor A once, solve with Aᵀ
-        assume = e.param("assume", "gen")
-        kind = "chol" if assume == "pos" else "lu"
-        if assume in ("pos", "sym"):
-            trans = False                   # a symmetric matrix is its own transpose
-        F = b.emit(f"{kind}_factor", b.wrap(A), name=f"{A.name}_{kind}" if isinstance(A, Var) else kind)
-        if e.prim == "solve":
-            prim, ins, params = f"{kind}_solve", (F.atom, e.inputs[1]), ({"trans": trans} if kind == "lu" else {})
-        elif trans and e.prim == "inv":      # inv(Aᵀ) = inv(A)ᵀ
-            inner = b.lu_inv(F)
-            prim, ins, params = "transpose", (inner.atom,), {}
-        else:                                # det and logdet of Aᵀ equal those of A
-            prim, ins, params = {"inv": "lu_inv", "det": "lu_det", "logdet": "lu_logabsdet"}[e.prim], (F.atom,), {}
-        b.eqns.append(Eqn(prim, ins, make_params(params), e.outputs, e.span, e.origin))
-    return dce(cse(dce(prog.copy(eqns=b.eqns))))
+    return dce(cse(rewrite_each(prog, _factor_rule)))
 
 
 _TEMP = re.compile(r"^d?t(_\d+)*(_bar)?(_\d+)*$")
