@@ -15,9 +15,6 @@ A new primitive gets all of them by adding a row; ``test_every_primitive_has_a_r
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass, field
-from typing import Callable, Optional
-
 import jax
 
 jax.config.update("jax_enable_x64", True)
@@ -35,42 +32,12 @@ from lagrad.compiler.primitive import REGISTRY  # noqa: E402
 from lagrad.compiler.types import FactorType, ShapeError, TensorType  # noqa: E402
 from lagrad.runtime.lower import to_jax  # noqa: E402
 
+from rulebook import DOMAINS, FACTORS, FD_TOL, M, R, S, V, V3, W, Row, _fmt, rows_for  # noqa: E402
+
 H = 1e-6            # central-difference step
-FD_TOL = 1e-6       # relative error of the Fréchet rule against central differences
 DOT_TOL = 1e-10     # relative error of the dot-product tests
 GRAD_TOL = 1e-8     # relative error against jax.grad
 VALUE_TOL = 1e-10
-
-S, V, V3, M, R, W = (), (4,), (3,), (4, 4), (4, 3), (2, 3)
-
-
-@dataclass
-class Row:
-    prim: str
-    shapes: tuple                       # per input: a shape, or ("lu" | "chol", n) for a factor
-    params: dict = field(default_factory=dict)
-    domains: tuple = ()                 # per input (default "randn"); see `sample`
-    sym: tuple = ()                     # inputs whose directions must be symmetric
-    ref: Optional[Callable] = None      # the same function in jax.numpy (default: the impl)
-    fd_tol: float = FD_TOL              # None: the derivative is zero by fiat (stop_gradient)
-    tag: str = ""
-
-    @property
-    def id(self):
-        return self.prim + (f"-{self.tag}" if self.tag else "")
-
-    def domain(self, i):
-        return self.domains[i] if i < len(self.domains) and self.domains[i] else "randn"
-
-
-def rows_for(prim, *shape_sets, **kw):
-    return [Row(prim, s, tag="x".join(_fmt(t) for t in s), **kw) for s in shape_sets]
-
-
-def _fmt(shape):
-    if shape and isinstance(shape[0], str):
-        return shape[0]
-    return "s" if shape == () else "_".join(map(str, shape))
 
 
 # ---- the table ----------------------------------------------------------------------------
@@ -170,6 +137,19 @@ ROWS = [
 ]
 
 
+def _extra_rows():
+    """Rows of the primitive families in ``tests/rows_*.py``."""
+    import importlib
+    import pathlib
+    out = []
+    for path in sorted(pathlib.Path(__file__).parent.glob("rows_*.py")):
+        out += importlib.import_module(path.stem).ROWS
+    return out
+
+
+ROWS += _extra_rows()
+
+
 def _tri_ref(T, lower, unit):
     t = jnp.tril(T) if lower else jnp.triu(T)
     return t - jnp.diag(jnp.diag(T)) + jnp.eye(T.shape[0]) if unit else t
@@ -184,26 +164,10 @@ def sample(rng, shape, domain):
     """One input value: (matrix given to the reference, value given to lagrad)."""
     if shape and isinstance(shape[0], str):                 # a factorization of an n×n matrix
         kind, n = shape
-        a = sample(rng, (n, n), {"lu": "wellcond", "chol": "spd"}[kind] if domain == "randn" else domain)[0]
-        return a, (jsl.lu_factor(a) if kind == "lu" else jnp.linalg.cholesky(a))
-    x = rng.standard_normal(shape)
-    n = shape[0] if shape else 1
-    c = 2 * np.sqrt(n) + 1
-    if domain == "positive":
-        x = np.exp(0.5 * x)
-    elif domain == "away0":                                 # no kinks within reach of h
-        x = np.sign(x) * (0.2 + np.abs(x))
-    elif domain == "wellcond":
-        x = x + c * np.eye(n)
-    elif domain == "negdet":
-        x = (x + c * np.eye(n)) * np.r_[-1.0, np.ones(n - 1)][:, None]
-    elif domain == "sym":
-        x = (x + x.T) / 2 + c * np.eye(n)
-    elif domain == "spd":
-        x = x @ x.T / n + np.eye(n)
-    else:
-        assert domain == "randn", domain
-    x = jnp.asarray(x)
+        fdom, factorize = FACTORS[kind]
+        a = sample(rng, (n, n), fdom if domain == "randn" else domain)[0]
+        return a, factorize(a)
+    x = jnp.asarray(DOMAINS[domain](rng, shape))
     return x, x
 
 

@@ -83,7 +83,7 @@ def rewrite_each(prog: Program, rule) -> Program:
     return dce(prog.copy(eqns=b.eqns))
 
 
-def _emit_as(b, e, prim, inputs, params=None):
+def emit_as(b, e, prim, inputs, params=None):
     """Emit `prim(inputs)` into the output variables of `e`."""
     b.eqns.append(Eqn(prim, tuple(inputs), make_params(params), e.outputs, e.span, e.origin))
     return True
@@ -94,12 +94,12 @@ def _inv_rule(b, e, prod):
         return False
     l, r = (prod.get(id(a)) if isinstance(a, Var) else None for a in e.inputs)
     if l is not None and l.prim == "inv":
-        return _emit_as(b, e, "solve", (l.inputs[0], e.inputs[1]))
+        return emit_as(b, e, "solve", (l.inputs[0], e.inputs[1]))
     if r is not None and r.prim == "inv":
         A, B = b.wrap(r.inputs[0]), b.wrap(e.inputs[0])
         if B.ndim == 1:
-            return _emit_as(b, e, "solve", (A.T.atom, B.atom))
-        return _emit_as(b, e, "transpose", (b.solve(A.T, B.T).atom,))
+            return emit_as(b, e, "solve", (A.T.atom, B.atom))
+        return emit_as(b, e, "transpose", (b.solve(A.T, B.T).atom,))
     return False
 
 
@@ -108,33 +108,24 @@ def rewrite_inv(prog: Program) -> Program:
     return rewrite_each(prog, _inv_rule)
 
 
-FACTORED = {"solve", "inv", "det", "logdet", "cholesky"}
-
-
-def _factor_rule(b, e, prod):
-    if e.prim not in FACTORED:
-        return False
-    if e.prim == "cholesky":             # L is what a Cholesky factorization holds
-        F = b.chol_factor(b.wrap(e.inputs[0]), name=f"{e.inputs[0].name}_chol")
-        return _emit_as(b, e, "chol_lower", (F.atom,))
-    A, trans = e.inputs[0], False
+def resolve_transpose(A, prod):
+    """(A₀, trans) with A = A₀ or A₀ᵀ, looking through chains of transposes: so a solve with
+    Aᵀ factors A once and applies the factorization transposed."""
+    trans = False
     while isinstance(A, Var) and id(A) in prod and prod[id(A)].prim == "transpose":
-        A, trans = prod[id(A)].inputs[0], not trans       # factor A once, solve with Aᵀ
-    assume = e.param("assume", "gen")
-    kind = "chol" if assume == "pos" else "lu"
-    if assume in ("pos", "sym"):
-        trans = False                   # a symmetric matrix is its own transpose
-    F = b.emit(f"{kind}_factor", b.wrap(A), name=f"{A.name}_{kind}" if isinstance(A, Var) else kind)
-    if e.prim == "solve":
-        return _emit_as(b, e, f"{kind}_solve", (F.atom, e.inputs[1]), {"trans": trans} if kind == "lu" else {})
-    if trans and e.prim == "inv":       # inv(Aᵀ) = inv(A)ᵀ
-        return _emit_as(b, e, "transpose", (b.lu_inv(F).atom,))
-    # det and logdet of Aᵀ equal those of A
-    return _emit_as(b, e, {"inv": "lu_inv", "det": "lu_det", "logdet": "lu_logabsdet"}[e.prim], (F.atom,))
+        A, trans = prod[id(A)].inputs[0], not trans
+    return A, trans
+
+
+def _lower_rule(b, e, prod):
+    p = get(e.prim)
+    return p.lower(b, e, prod) if p.lower is not None else False
 
 
 def share_factorizations(prog: Program) -> Program:
-    return dce(cse(rewrite_each(prog, _factor_rule)))
+    """Apply each primitive's `lower` rule (``solve → lu_factor + lu_solve``, ...), then CSE so
+    every use of one matrix shares one factorization value."""
+    return dce(cse(rewrite_each(prog, _lower_rule)))
 
 
 _TEMP = re.compile(r"^d?t(_\d+)*(_bar)?(_\d+)*$")

@@ -53,6 +53,8 @@ class Primitive:
     max_args: Optional[int] = None
     doc: str = ""
     display: Optional[str] = None                    # printed name, when the key is made unique
+    lower: Optional[Callable] = None                 # (b, eqn, producers) -> bool: the factorization
+                                                     # pass's rewrite (solve -> lu_factor + lu_solve)
     _compiled_frechet: Any = field(default=None, repr=False)
 
     def __post_init__(self):

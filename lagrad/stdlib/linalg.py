@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 
 from ..compiler.builder import expect, is_zero
+from ..compiler.passes import emit_as, resolve_transpose
 from ..compiler.primitive import Primitive, register
 from ..compiler.types import FactorType, ShapeError, TensorType
 from . import shapes
@@ -30,6 +31,38 @@ def _scalar_of_square(who):
 def _linear_in_b(rule):
     """A transpose rule for primitives linear in their second argument only."""
     return lambda b, ct, x, y, p: [None, None if is_zero(ct[0]) else rule(b, x[0], ct[0], p)]
+
+
+# ---- lowering to factorization values (the share_factorizations pass) --------------------
+def _factor(b, A, kind):
+    return b.emit(f"{kind}_factor", b.wrap(A), name=f"{A.name}_{kind}" if hasattr(A, "type") else kind)
+
+
+def _lower_solve(b, e, prod):
+    """solve(A, B) → lu_solve(lu_factor(A), B); solve(Aᵀ, B) → the same LU, trans=true;
+    assume="pos" → Cholesky (a symmetric A is its own transpose)."""
+    assume = e.param("assume", "gen")
+    if assume == "pos":
+        F = _factor(b, resolve_transpose(e.inputs[0], prod)[0], "chol")
+        return emit_as(b, e, "chol_solve", (F.atom, e.inputs[1]))
+    A, trans = resolve_transpose(e.inputs[0], prod)
+    return emit_as(b, e, "lu_solve", (_factor(b, A, "lu").atom, e.inputs[1]), {"trans": trans and assume == "gen"})
+
+
+def _lower_lu_scalar(prim):
+    """det/logdet/inv from the shared LU (det Aᵀ = det A; inv(Aᵀ) = inv(A)ᵀ)."""
+    def lower(b, e, prod):
+        A, trans = resolve_transpose(e.inputs[0], prod)
+        F = _factor(b, A, "lu")
+        if trans and prim == "lu_inv":
+            return emit_as(b, e, "transpose", (b.lu_inv(F).atom,))
+        return emit_as(b, e, prim, (F.atom,))
+    return lower
+
+
+def _lower_cholesky(b, e, prod):
+    """cholesky(A) → chol_lower(chol_factor(A)), shared with solves that assume="pos"."""
+    return emit_as(b, e, "chol_lower", (_factor(b, e.inputs[0], "chol").atom,))
 
 
 # ---- masks and stop_gradient --------------------------------------------------------------
@@ -56,6 +89,7 @@ register(Primitive(
 # inv: X = A⁻¹, dX = −X dA X (Giles 2008)
 register(Primitive(
     "inv", jnp.linalg.inv, _square_same("inv"), math="X = A⁻¹", domains={0: "wellcond"},
+    lower=_lower_lu_scalar("lu_inv"),
     frechet="frechet inv(A) -> X { dX = -X @ dA @ X }"))
 
 
@@ -79,7 +113,7 @@ def _solve_transposed(b, A, ct, p):
 
 # solve: X = A⁻¹B, dX = A⁻¹(dB − dA X) (Giles 2008); linear in B with transpose B̄ = A⁻ᵀȲ
 register(Primitive(
-    "solve", lambda A, B, *, assume="gen": jsl.solve(A, B, assume_a=assume), _solve_shape,
+    "solve", lambda A, B, *, assume="gen": jsl.solve(A, B, assume_a=assume), _solve_shape, lower=_lower_solve,
     linear_in=(1,), kwargs={"assume": "gen"}, math="X = A⁻¹ B", domains={0: "wellcond"},
     frechet="frechet solve(A, B) -> X { dX = solve(A, dB - dA @ X) }",     # keeps `assume`
     transpose=_linear_in_b(_solve_transposed)))
@@ -117,11 +151,13 @@ register(Primitive(
 # det: d det = det · tr(A⁻¹ dA) (Giles 2008), with a solve, never an inverse
 register(Primitive(
     "det", jnp.linalg.det, _scalar_of_square("det"), math="y = det A", domains={0: "wellcond"},
+    lower=_lower_lu_scalar("lu_det"),
     frechet="frechet det(A) -> d { dd = d * trace(solve(A, dA)) }"))
 
 # logdet: y = log |det A|, dy = tr(A⁻¹ dA)
 register(Primitive(
     "logdet", lambda A: jnp.linalg.slogdet(A)[1], _scalar_of_square("logdet"), math="y = log |det A|",
+    lower=_lower_lu_scalar("lu_logabsdet"),
     domains={0: "wellcond"},
     frechet="frechet logdet(A) -> l { dl = trace(solve(A, dA)) }"))
 
@@ -140,6 +176,7 @@ def _cholesky_frechet(b, x, dx, y, p):
 # cholesky: A = L Lᵀ with L lower; dL = L Φ(L⁻¹ dA L⁻ᵀ)
 register(Primitive(
     "cholesky", jnp.linalg.cholesky, _square_same("cholesky"), math="A = L Lᵀ", domains={0: "spd"},
+    lower=_lower_cholesky,
     frechet=_cholesky_frechet))
 
 
