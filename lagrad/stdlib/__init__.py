@@ -1,2 +1,3 @@
 """The standard library: importing this package registers every primitive."""
 from . import arith, structure, construction, reductions, elementwise, linalg  # noqa: F401
+from . import qr  # noqa: F401,E402  (QR: reduced, any shape)
