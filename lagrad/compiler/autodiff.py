@@ -120,14 +120,19 @@ def split_linear(eqns, linear_ids: set):
     them; returns (nonlinear, linear, offending) where `offending` is the first equation that
     uses a linear value in a way its primitive is not linear in (or None)."""
     lin_ids = set(linear_ids)
+    zero_ids = set()                    # constant zeros: they sit in every linear space
     nonlin, lin, bad = [], [], None
     for e in eqns:
         pos = [i for i, a in enumerate(e.inputs) if isinstance(a, Var) and id(a) in lin_ids]
         if not pos:
+            if e.prim == "zeros":
+                zero_ids.update(id(o) for o in e.outputs)
             nonlin.append(e)
             continue
         p = get(e.prim)
-        if bad is None and not p.is_linear_at(pos, len(e.inputs)):
+        zpos = [i for i, a in enumerate(e.inputs) if isinstance(a, Var) and id(a) in zero_ids]
+        if bad is None and not (p.is_linear_at(pos, len(e.inputs))
+                                or p.is_linear_at(pos + zpos, len(e.inputs))):
             bad = e
         lin.append(e)
         lin_ids.update(id(o) for o in e.outputs)

@@ -1,3 +1,4 @@
 """The standard library: importing this package registers every primitive."""
 from . import arith, structure, construction, reductions, elementwise, linalg  # noqa: F401
 from . import qr  # noqa: F401,E402  (QR: reduced, any shape)
+from . import expm  # noqa: F401,E402  (expm, expm_frechet)

@@ -1,0 +1,213 @@
+"""The matrix exponential ``expm(A)`` and its Fréchet derivative ``expm_frechet(A, E)``.
+
+L(A, E) = ∫₀¹ e^{sA} E e^{(1−s)A} ds is the derivative of e^A in the direction E, and linear in
+E with L(A, ·)ᵀ = L(Aᵀ, ·) (RULES.md). So the rules are:
+
+* ``expm``: d e^A = L(A, dA) — its Fréchet rule emits ``expm_frechet(A, dA)``, and the derived
+  adjoint is Ā = L(Aᵀ, Ḡ): one Fréchet evaluation, no tape.
+* ``expm_frechet``: linear in E, transpose Ē = L(Aᵀ, Ȳ). Its derivative in A (for Hessians)
+  comes from the block identity expm([[A, E], [0, A]]) = [[e^A, L(A, E)], [0, e^A]]: the
+  direction [[dA, 0], [0, dA]] gives dL = L(A, dE) + [L(M, dM)]₁₂ with M = [[A, E], [0, A]].
+
+Numerics (Higham 2005, "The scaling and squaring method for the matrix exponential revisited";
+Al-Mohy & Higham 2009, "Computing the Fréchet derivative of the matrix exponential, with an
+application to condition number estimation", Algorithm 6.4): scale A by 2⁻ˢ with
+s = max(0, ⌈log₂(‖A‖₁/θ₁₃)⌉), take the [13/13] Padé approximant r = (V − U)⁻¹(U + V) with
+U = A (A₆ W₁ + W₂), V = A₆ Z₁ + Z₂, and square s times. There is no cap on s: a large ‖A‖
+costs more squarings, never a NaN (JAX's expm returns NaN past 16 squarings).
+
+The factorization-like value ``expm_factor(A)`` keeps what the derivative reuses: the scaled
+A and its powers A₂ A₄ A₆, the Padé pieces W₁ W Z₁, (V − U)⁻¹, r, its first squares r^(2ʲ), s and e^A.
+``expm_frechet_apply(F, E)`` then differentiates the Padé approximant with the same scaling
+(12 products and one LU solve) and the squarings (L ← X L + L X, X ← X²: three products per
+squaring, instead of eight for a 2n × 2n block exponential). With ``trans=true`` it applies
+L(Aᵀ, ·) from the same factor, as L(Aᵀ, E) = L(A, Eᵀ)ᵀ. After differentiation a compiler pass (the
+``lower`` rules below) rewrites ``expm(A)`` to ``expm_value(expm_factor(A))`` and
+``expm_frechet(A or Aᵀ, ·)`` to the apply, so a model's forward pass and its adjoint share one
+factor: the backward pass is products and triangular solves only.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import jax.scipy.linalg as jsl
+import sympy
+
+from ..compiler.builder import expect, is_zero
+from ..compiler.passes import emit_as, resolve_transpose
+from ..compiler.primitive import Primitive, register
+from ..compiler.types import FactorType, TensorType, dim_eq, fmt_shape, promote
+from . import shapes
+from .linalg import _factor_arg, _linear_in_b
+
+# [13/13] Padé coefficients b₀ … b₁₃ and θ₁₃, the largest ‖A‖₁ it is accurate for in float64
+# (Higham 2005, Table 2.3).
+B13 = (64764752532480000., 32382376266240000., 7771770303897600., 1187353796428800.,
+       129060195264000., 10559470521600., 670442572800., 33522128640., 1323241920., 40840800.,
+       960960., 16380., 182., 1.)
+THETA13 = 5.371920351148152
+NSQ = 8            # squarings whose powers r^(2ʲ) the factor keeps (the rest are recomputed)
+
+
+# ---- numerics ------------------------------------------------------------------------------
+def _float(A):
+    A = jnp.asarray(A)
+    return A if jnp.issubdtype(A.dtype, jnp.floating) else A.astype(jnp.float64)
+
+
+def _squarings(A):
+    """s = max(0, ⌈log₂(‖A‖₁/θ₁₃)⌉), as an integer (0 for a zero or non-finite norm)."""
+    norm = jnp.max(jnp.sum(jnp.abs(A), axis=0))
+    s = jnp.ceil(jnp.log2(norm / THETA13))
+    return jnp.where(jnp.isfinite(s) & (s > 0), s, 0).astype(jnp.int32)
+
+
+def expm_factor_impl(A):
+    """(As, A2, A4, A6, W1, W, Z1, Qinv, r, squares, s, expA) for the scaled As = A/2ˢ:
+    Qinv = (V − U)⁻¹ (q₁₃ is well conditioned for ‖As‖₁ ≤ θ₁₃, Higham 2005 §2, so its inverse
+    is as good as a solve), r = Qinv (U + V), squares[j] = r^(2ʲ) for j < min(s, NSQ)."""
+    A = _float(A)
+    b = B13
+    s = _squarings(A)
+    As = A * jnp.exp2(-s.astype(A.dtype))
+    eye = jnp.eye(A.shape[-1], dtype=A.dtype)
+    A2 = As @ As
+    A4 = A2 @ A2
+    A6 = A4 @ A2
+    W1 = b[13] * A6 + b[11] * A4 + b[9] * A2
+    W = A6 @ W1 + (b[7] * A6 + b[5] * A4 + b[3] * A2 + b[1] * eye)
+    Z1 = b[12] * A6 + b[10] * A4 + b[8] * A2
+    U = As @ W
+    V = A6 @ Z1 + (b[6] * A6 + b[4] * A4 + b[2] * A2 + b[0] * eye)
+    Qinv = jnp.linalg.inv(V - U)
+    r = Qinv @ (U + V)
+
+    def square(j, c):
+        X, squares = c
+        slot = jnp.minimum(j, NSQ - 1)                       # keep the first NSQ only
+        squares = jax.lax.dynamic_update_index_in_dim(squares, jnp.where(j < NSQ, X, squares[slot]), slot, 0)
+        return X @ X, squares
+    expA, squares = jax.lax.fori_loop(0, s, square, (r, jnp.zeros((NSQ,) + r.shape, r.dtype)))
+    return As, A2, A4, A6, W1, W, Z1, Qinv, r, squares, s, expA
+
+
+def expm_value_impl(F):
+    return F[-1]
+
+
+def expm_frechet_apply_impl(F, E, *, trans=False):
+    """L(A, E) (L(Aᵀ, E) if trans) from F = expm_factor(A): the derivative of the Padé
+    approximant at the scaled As, then of the s squarings (Al-Mohy & Higham 2009, Alg. 6.4).
+    L(Aᵀ, E) = L(A, Eᵀ)ᵀ (substitute s → 1 − s in the integral), so the transposed apply
+    runs the same products on Eᵀ."""
+    if trans:
+        return expm_frechet_apply_impl(F, jnp.asarray(E).T).T
+    As, A2, A4, A6, W1, W, Z1, Qinv, r, squares, s, _ = F
+    b = B13
+    dt = jnp.result_type(As.dtype, jnp.asarray(E).dtype)
+    Es = jnp.asarray(E, dt) * jnp.exp2(-s.astype(dt))
+    M2 = As @ Es + Es @ As                      # d(A²)
+    M4 = A2 @ M2 + M2 @ A2                      # d(A⁴)
+    M6 = A4 @ M2 + M4 @ A2                      # d(A⁶)
+    Lw1 = b[13] * M6 + b[11] * M4 + b[9] * M2
+    Lw = A6 @ Lw1 + M6 @ W1 + (b[7] * M6 + b[5] * M4 + b[3] * M2)
+    Lz1 = b[12] * M6 + b[10] * M4 + b[8] * M2
+    Lu = As @ Lw + Es @ W                       # dU
+    Lv = A6 @ Lz1 + M6 @ Z1 + (b[6] * M6 + b[4] * M4 + b[2] * M2)    # dV
+    # r = (V − U)⁻¹(U + V): (V − U) dr = dU + dV + (dU − dV) r
+    L = Qinv @ (Lu + Lv + (Lu - Lv) @ r)
+
+    def squaring(j, XL):
+        """d(X²) = X dX + dX X with X = r^(2ʲ): stored for j < NSQ, squared on from there."""
+        X, L = XL
+        X = jnp.where(j < NSQ, squares[jnp.minimum(j, NSQ - 1)], X)
+        X_next = jax.lax.cond(j + 1 >= NSQ, lambda X: X @ X, lambda X: X, X)
+        return X_next, X @ L + L @ X
+    return jax.lax.fori_loop(0, s, squaring, (r, L))[1]
+
+
+# ---- primitives ----------------------------------------------------------------------------
+def _expm_shape(types, params):
+    return shapes.same([shapes.square(types[0], "expm's argument")], params)
+
+
+def _square_pair(a, e, what):
+    """A and E both [n, n]: L(A, E) is [n, n]."""
+    a, e = shapes.square(a, f"{what}'s first argument"), shapes.tensor(e)
+    expect(e.ndim == 2 and dim_eq(e.shape[0], a.shape[0]) and dim_eq(e.shape[1], a.shape[1]),
+           f"{what}: the direction must have the matrix's shape {fmt_shape(a.shape)}, got {e}")
+    return TensorType(promote(a.dtype, e.dtype), a.shape)
+
+
+def _expm_frechet_shape(types, params):
+    return _square_pair(types[0], types[1], "expm_frechet")
+
+
+def _factor_of(b, A):
+    name = f"{A.name}_expm" if hasattr(A, "name") else "expm"
+    return b.emit("expm_factor", b.wrap(A), name=name)
+
+
+def _lower_expm(b, e, prod):
+    """expm(A) → expm_value(expm_factor(A)), sharing the factor with the adjoint's applies."""
+    return emit_as(b, e, "expm_value", (_factor_of(b, e.inputs[0]).atom,))
+
+
+def _lower_expm_frechet(b, e, prod):
+    """expm_frechet(A, E) → expm_frechet_apply(expm_factor(A), E); with Aᵀ: trans=true."""
+    A, trans = resolve_transpose(e.inputs[0], prod)
+    return emit_as(b, e, "expm_frechet_apply", (_factor_of(b, A).atom, e.inputs[1]), {"trans": trans})
+
+
+def _expm_frechet_frechet(b, x, dx, y, p):
+    """dL = L(A, dE) + [L(M, dM)]₁₂ with M = [[A, E], [0, A]], dM = [[dA, 0], [0, dA]]."""
+    A, E = x
+    dA, dE = dx
+    out = b.zero(y[0].type) if is_zero(dE) else b.expm_frechet(A, dE)
+    if is_zero(dA):
+        return out
+    n = A.shape[0]
+    Z = b.zero(A.type)
+    M = b.vcat(b.hcat(A, E), b.hcat(b.materialize(Z), A))
+    dM = b.vcat(b.hcat(dA, Z), b.hcat(Z, dA))
+    corner = (("slice", sympy.Integer(0), n), ("slice", n, 2 * n))       # [:n, n:]
+    return out + b.index(b.expm_frechet(M, dM), spec=corner)
+
+
+# expm: X = e^A (scaling and squaring, Padé 13); dX = L(A, dA) (Al-Mohy & Higham 2009)
+register(Primitive(
+    "expm", lambda A: expm_value_impl(expm_factor_impl(A)), _expm_shape, math="X = e^A",
+    lower=_lower_expm,
+    frechet="frechet expm(A) -> X { dX = expm_frechet(A, dA) }"))
+
+# expm_frechet: L(A, E) = ∫₀¹ e^{sA} E e^{(1−s)A} ds, linear in E with transpose L(Aᵀ, Ȳ);
+# in A: dL = [L(M, dM)]₁₂ for M = [[A, E], [0, A]] (block identity, Higham 2008 §10.2)
+register(Primitive(
+    "expm_frechet", lambda A, E: expm_frechet_apply_impl(expm_factor_impl(A), E),
+    _expm_frechet_shape, linear_in=(1,), math="L = L(A, E)", lower=_lower_expm_frechet,
+    frechet=_expm_frechet_frechet,
+    transpose=_linear_in_b(lambda b, A, ct, p: b.expm_frechet(b.transpose(A), ct))))
+
+
+# ---- the factorization value and its uses (made by the lowering pass) ---------------------
+def _factor_type(types, params):
+    return FactorType("expm", _expm_shape(types, params))
+
+
+# expm_factor: the scaling, Padé pieces and squarings of e^A, kept for L(A, ·) and L(Aᵀ, ·)
+register(Primitive("expm_factor", expm_factor_impl, _factor_type, internal=True,
+                   math="F = padé₁₃(A/2ˢ), s squarings"))
+
+# expm_value: e^A from the factor
+register(Primitive(
+    "expm_value", expm_value_impl,
+    lambda types, p: _factor_arg(types[0], "expm", "expm_value"), internal=True, math="X = e^A"))
+
+# expm_frechet_apply: L(A, E) (L(Aᵀ, E) if trans) from the factor; linear in E, the transpose
+# flips trans
+register(Primitive(
+    "expm_frechet_apply", expm_frechet_apply_impl,
+    lambda types, p: _square_pair(_factor_arg(types[0], "expm", "expm_frechet_apply"), types[1],
+                                  "expm_frechet_apply"),
+    linear_in=(1,), kwargs={"trans": False}, internal=True, math="L = L(A, E) (L(Aᵀ, E) if trans)",
+    transpose=_linear_in_b(lambda b, F, ct, p: b.expm_frechet_apply(F, ct, trans=not p.get("trans", False)))))
