@@ -21,3 +21,28 @@ def test_bench_core_quick(tmp_path):
     report = out.read_text(encoding="utf-8")
     for heading in ("## 1. frechet_inverse", "## 2. mean(inv(2θ) @ b)", "## 3. Compile time", "XLA_FLAGS"):
         assert heading in report
+
+
+def test_bench_qr_quick(tmp_path):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])
+    out = tmp_path / "results_qr.md"
+    r = subprocess.run([sys.executable, "-m", "benchmarks.bench_qr", "--quick", "--sizes", "4", "--reps", "2",
+                        "--out", str(out)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    report = out.read_text(encoding="utf-8")
+    for heading in ("## Summary", "## Results", "XLA_FLAGS", "| square | 4×4", "| tall   | 8×4", "| wide   | 4×8"):
+        assert heading in report
+    assert "agree with jax.grad to 1e-8 relative: yes" in report
+
+
+def test_bench_lyap_quick(tmp_path):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])
+    out = tmp_path / "results_lyap.md"
+    r = subprocess.run([sys.executable, "-m", "benchmarks.bench_lyap", "--quick", "--sizes", "6", "--reps", "2",
+                        "--out", str(out)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    report = out.read_text(encoding="utf-8")
+    for heading in ("## Summary", "## Times", "v&g ÷ forward (jitted)", "XLA_FLAGS"):
+        assert heading in report

@@ -127,3 +127,33 @@ def test_implicit_solve_adjoint_shares_one_transposed_factorization():
     text = str(ex.load().adjoint())
     assert text.count("lu_factor") == 1
     assert "trans=true" in text
+
+
+# ---- qr_backprop --------------------------------------------------------------------------------
+def test_qr_backprop_driver(run_script):
+    r = run_script("qr_backprop")
+    assert r.returncode == 0, r.stdout + r.stderr
+    rows = [ln.split() for ln in r.stdout.splitlines() if ln.startswith("  sum(")]
+    assert sorted((row[0], row[1]) for row in rows) == sorted(
+        (f"sum({w})", case) for w in "QR" for case in ("square", "tall", "wide"))
+    assert all(float(row[3]) <= 1e-6 and float(row[4]) <= 1e-6 for row in rows)
+    adjoint = r.stdout.split("adjoint q_tall(")[1].split("\n\n")[0]
+    assert "solve_triangular(" in adjoint and "inv(" not in adjoint
+    assert "OK:" in r.stdout and "✗" not in r.stdout
+
+
+@pytest.mark.parametrize("case, shape", [("square", (6, 6)), ("tall", (9, 4)), ("wide", (4, 9)),
+                                         ("tall", (3, 1)), ("wide", (1, 3))])
+def test_qr_backprop_gradients_equal_jax_grad_and_central_differences(case, shape):
+    ex = _load_driver("qr_backprop")
+    mod = ex.load()
+    A = ex.matrix(shape, seed=sum(shape))
+    for which in ("q", "r"):
+        g = ex.lagrad_gradient(mod, which, case, A)
+        ref = np.asarray(jax.grad(ex.jax_reference(which))(A))
+        assert g.shape == A.shape
+        if not ref.any():                                 # one row: Q = [1], sum(Q) is constant
+            assert shape[0] == 1 and which == "q" and np.abs(g).max() <= 1e-12
+            continue
+        assert _rel(g, ref) <= 1e-12
+        assert _rel(g, ex.central_difference(mod, which, case, A)) <= 1e-6
