@@ -1,4 +1,5 @@
 """The standard library: importing this package registers every primitive."""
 from . import arith, structure, construction, reductions, elementwise, linalg  # noqa: F401
 from . import qr  # noqa: F401,E402  (QR: reduced, any shape)
+from . import lyap  # noqa: F401,E402  (lyap, dlyap)
 from . import expm  # noqa: F401,E402  (expm, expm_frechet)

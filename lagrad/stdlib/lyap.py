@@ -1,0 +1,281 @@
+"""Lyapunov equations: ``lyap`` (continuous, A X + X Aᵀ + Q = 0) and ``dlyap`` (discrete,
+A X Aᵀ − X + Q = 0), with the factorization-as-value pattern of ``solve``: a nonlinear factor of
+A and an apply linear in Q whose transpose is the same apply with the factor transposed, so the
+adjoint equation reuses the forward factor — products only.
+
+* ``lyap_factor(A)``: the scaled Newton iteration for the matrix sign function (Roberts 1980;
+  Benner & Quintana-Ortí 1999), A₀ = A, A_{k+1} = (c_k A_k + (c_k A_k)⁻¹)/2 with
+  c_k = sqrt(‖A_k⁻¹‖_F/‖A_k‖_F); it converges to sign(A) = −I exactly when A is stable. The
+  factor keeps every A_k⁻¹ and c_k. ``lyap_apply`` runs Q₀ = Q,
+  Q_{k+1} = (c_k Q_k + c_k⁻¹ A_k⁻¹ Q_k A_k⁻ᵀ)/2 and returns X = ½ Q_K. (Invariant:
+  A_k X + X A_kᵀ + Q_k = 0 for every k; at A_K = −I it reads X = ½ Q_K.) For Aᵀ the iterates are
+  the A_kᵀ with the same c_k, so ``trans=true`` runs the recurrence with A_k⁻ᵀ.
+* ``dlyap_factor(A)``: doubling (Smith 1968), the squared powers A_k = A^(2^k) until ‖A_K‖_F² is
+  below the unit roundoff; ``dlyap_apply`` runs X₀ = Q, X_{k+1} = X_k + A_k X_k A_kᵀ, i.e.
+  X_K = Σ_{j < 2^K} A^j Q A^jᵀ (the remainder is A_K X A_Kᵀ). ``trans=true`` uses A_kᵀ.
+
+Both factors are fixed-size buffers (``KMAX`` slots) filled inside ``lax.while_loop`` plus the
+count K of slots used, so everything is whole-matrix work that runs on a GPU and under vmap.
+The sign iteration stops when ‖A_K + I‖_F ≤ 10 n ε, or when the steps stop shrinking
+quadratically (a stall) and the outcome is clear: within √(nε) of −I (accepted: the rounding
+floor of an ill-conditioned A), or ‖A_K + I‖_F ≥ 1 (a limit ≠ −I: A is not stable).
+
+Instability is reported, never a silently wrong solution: when an iteration does not converge —
+A not stable (an eigenvalue with Re ≥ 0: the sign iteration tends to a sign(A) ≠ −I, or wanders
+when an eigenvalue is on the imaginary axis), or spectral radius ≥ 1 for dlyap (the powers do not
+decay) — the factor records K = −1 and every apply, so ``lyap``/``dlyap`` and their gradients,
+returns a matrix of NaNs. ``lagrad.is_stable(A)`` and ``lagrad.is_schur_stable(A)`` answer the
+same question up front (K ≥ 0), as a boolean JAX scalar that works under jit and vmap.
+
+Sign conventions: lyap(A, Q) = scipy.linalg.solve_continuous_lyapunov(A, −Q) (scipy solves
+A X + X Aᴴ = Q); dlyap(A, Q) = scipy.linalg.solve_discrete_lyapunov(A, Q). See docs/lyapunov.md.
+
+Rules: dX = lyap(A, dA X + X dAᵀ + dQ); the transpose of Q ↦ lyap(A, Q) is Y ↦ lyap(Aᵀ, Y), so
+the derived adjoint is S = lyap(Aᵀ, Ḡ), Q̄ = S, Ā = S Xᵀ + Sᵀ X. Discrete: dX = dlyap(A,
+dA X Aᵀ + A X dAᵀ + dQ), S = dlyap(Aᵀ, Ḡ), Q̄ = S, Ā = S A Xᵀ + Sᵀ A X. Only the Fréchet rules
+(text) and the transpose rules of the linear-in-Q maps are written here; the adjoint is derived.
+After differentiation the ``lower`` rules rewrite lyap(A, ·) → lyap_apply(lyap_factor(A), ·)
+and lyap(Aᵀ, ·) → the same factor with trans=true (``resolve_transpose``), so after CSE the
+forward solve and the adjoint solve share one factor and the backward pass is products only.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from ..compiler.builder import expect
+from ..compiler.passes import emit_as, resolve_transpose
+from ..compiler.primitive import Primitive, register
+from ..compiler.types import FactorType, TensorType, dim_eq, fmt_shape, promote
+from ..errors import InputError
+from . import shapes
+from .linalg import _factor, _factor_arg, _linear_in_b
+
+KMAX = 50                  # buffer slots: sign-iteration steps / squarings at most
+
+
+# ---- numerics ------------------------------------------------------------------------------
+def _fro(x):
+    return jnp.sqrt(jnp.sum(x * x))
+
+
+def _eps(dtype):
+    return jnp.finfo(dtype).eps
+
+
+def _oriented(M, trans):
+    """M, or Mᵀ as a transposed copy: the applies compute M Y Mᵀ, which XLA's CPU backend runs
+    as two fast (N·N, N·T) products; left as a transposed operand, Mᵀ Y M becomes a T·N product
+    that takes its slow path (≈1.5× the time). The barrier keeps the transpose a copy (n², once
+    per step) instead of folding it back into the product."""
+    return jax.lax.optimization_barrier(M.T) if trans else M
+
+
+def lyap_factor_impl(A):
+    """(inverses[KMAX, n, n], scalings[KMAX], K): the scaled sign iteration of A, K = −1 when it
+    did not converge to −I (A not stable)."""
+    A = jnp.asarray(A)
+    dt = A.dtype if jnp.issubdtype(A.dtype, jnp.floating) else jnp.float64
+    A = A.astype(dt)
+    n = A.shape[-1]
+    eye = jnp.eye(n, dtype=dt)
+    eps = _eps(dt)
+    tol = 10.0 * n * eps                      # ‖A_K + I‖_F at convergence
+    accept = jnp.sqrt(eps) * jnp.sqrt(n)      # the most a stalled iteration may miss −I by
+    inf = jnp.array(jnp.inf, dt)
+
+    def cond(s):
+        k, _, _, _, _, _, done = s
+        return (k < KMAX) & ~done
+
+    def body(s):
+        k, Ak, invs, cs, delta, change, _ = s
+        Ainv = jnp.linalg.inv(Ak)
+        c = jnp.sqrt(_fro(Ainv) / _fro(Ak))
+        A_next = 0.5 * (c * Ak + Ainv / c)
+        invs = jax.lax.dynamic_update_index_in_dim(invs, Ainv, k, 0)
+        cs = jax.lax.dynamic_update_index_in_dim(cs, c, k, 0)
+        d_next = _fro(A_next + eye)
+        ch_next = _fro(A_next - Ak)
+        finite = jnp.isfinite(d_next) & jnp.isfinite(ch_next)
+        converged = d_next <= tol
+        # the quadratic phase is over: the step no longer halves (rounding floor, or a limit
+        # other than −I, or wandering iterates near the imaginary axis)
+        stalled = (change <= 1e-3 * jnp.sqrt(n)) & (ch_next >= 0.5 * change)
+        # a stall ends the loop only where its outcome is clear: at the rounding floor near −I
+        # (success), or near a limit ≠ −I (‖sign(A) + I‖_F ≥ 2 when A has an eigenvalue with
+        # Re > 0: failure); a stall in between (a slow non-normal transient) keeps iterating
+        decided = (d_next <= accept) | (d_next >= 1.0)
+        done = converged | (stalled & decided) | ~finite
+        return k + 1, A_next, invs, cs, d_next, ch_next, done
+
+    s0 = (jnp.array(0, jnp.int32), A, jnp.zeros((KMAX, n, n), dt), jnp.ones((KMAX,), dt),
+          _fro(A + eye), inf, jnp.array(False))
+    K, AK, invs, cs, delta, _, _ = jax.lax.while_loop(cond, body, s0)
+    ok = jnp.isfinite(delta) & (delta <= accept)
+    return invs, cs, jnp.where(ok, K, -1)
+
+
+def lyap_apply_impl(F, Q, *, trans=False):
+    """X with A X + X Aᵀ + Q = 0 (Aᵀ X + X A + Q = 0 if trans) from F = lyap_factor(A)."""
+    invs, cs, K = F
+    dt = jnp.result_type(invs.dtype, jnp.asarray(Q).dtype)
+    Q = jnp.asarray(Q, dt)
+
+    def body(k, Qk):
+        M = _oriented(invs[k].astype(dt), trans)
+        c = cs[k].astype(dt)
+        return 0.5 * (c * Qk + (M @ Qk @ M.T) / c)
+
+    QK = jax.lax.fori_loop(0, jnp.maximum(K, 0), body, Q)
+    return jnp.where(K >= 0, 0.5 * QK, jnp.array(jnp.nan, dt))
+
+
+def dlyap_factor_impl(A):
+    """(powers[KMAX, n, n], K) with powers[k] = A^(2^k) for k < K; K = −1 when the powers did
+    not decay below the unit roundoff (spectral radius ≥ 1)."""
+    A = jnp.asarray(A)
+    dt = A.dtype if jnp.issubdtype(A.dtype, jnp.floating) else jnp.float64
+    A = A.astype(dt)
+    n = A.shape[-1]
+    small = jnp.sqrt(_eps(dt))                # ‖A_K‖_F² ≤ eps: the remainder A_K X A_Kᵀ is negligible
+
+    def cond(s):
+        k, _, _, nrm = s
+        return (k < KMAX) & (nrm > small) & jnp.isfinite(nrm)
+
+    def body(s):
+        k, Ak, pows, _ = s
+        pows = jax.lax.dynamic_update_index_in_dim(pows, Ak, k, 0)
+        A_next = Ak @ Ak
+        return k + 1, A_next, pows, _fro(A_next)
+
+    s0 = (jnp.array(0, jnp.int32), A, jnp.zeros((KMAX, n, n), dt), _fro(A))
+    K, _, pows, nrm = jax.lax.while_loop(cond, body, s0)
+    return pows, jnp.where(nrm <= small, K, -1)
+
+
+def dlyap_apply_impl(F, Q, *, trans=False):
+    """X with A X Aᵀ − X + Q = 0 (Aᵀ X A − X + Q = 0 if trans) from F = dlyap_factor(A)."""
+    pows, K = F
+    dt = jnp.result_type(pows.dtype, jnp.asarray(Q).dtype)
+    Q = jnp.asarray(Q, dt)
+
+    def body(k, X):
+        M = _oriented(pows[k].astype(dt), trans)
+        return X + M @ X @ M.T
+
+    X = jax.lax.fori_loop(0, jnp.maximum(K, 0), body, Q)
+    return jnp.where(K >= 0, X, jnp.array(jnp.nan, dt))
+
+
+def is_stable(A):
+    """Whether ``lyap`` can solve with A: the sign iteration of A converged to −I (every
+    eigenvalue has Re < 0, with a margin the iteration resolves in floating point). A boolean
+    JAX scalar; jittable and vmappable. Where it is false, ``lyap(A, ·)`` is all NaN."""
+    return _converged(_square_input(A, "is_stable"), _lyap_count)
+
+
+def is_schur_stable(A):
+    """Whether ``dlyap`` can solve with A: the squared powers A^(2^k) decayed below the unit
+    roundoff (spectral radius < 1). A boolean JAX scalar; where it is false, ``dlyap(A, ·)`` is
+    all NaN."""
+    return _converged(_square_input(A, "is_schur_stable"), _dlyap_count)
+
+
+def _square_input(A, who):
+    A = jnp.asarray(A)
+    if A.ndim != 2 or A.shape[0] != A.shape[1]:
+        raise InputError(f"{who} needs a square matrix, got an array of shape {tuple(A.shape)}")
+    return A
+
+
+@jax.jit
+def _lyap_count(A):
+    return lyap_factor_impl(A)[2]
+
+
+@jax.jit
+def _dlyap_count(A):
+    return dlyap_factor_impl(A)[1]
+
+
+def _converged(A, count):
+    return count(A) >= 0
+
+
+# ---- primitives ----------------------------------------------------------------------------
+def _pair_shape(a, q, who):
+    """A [n, n] and Q [n, n]: X is [n, n] with the promoted dtype."""
+    a, q = shapes.square(a, f"{who}'s matrix A"), shapes.tensor(q)
+    expect(q.ndim == 2 and dim_eq(q.shape[0], a.shape[0]) and dim_eq(q.shape[1], a.shape[1]),
+           f"{who}: the right-hand side Q must have A's shape {fmt_shape(a.shape)}, got {q}")
+    return TensorType(promote(a.dtype, q.dtype), a.shape)
+
+
+def _lower(kind):
+    """lyap(A, Q) → lyap_apply(lyap_factor(A), Q); lyap(Aᵀ, Q) → the same factor, trans=true.
+    After CSE the forward solve and the adjoint's lyap(Aᵀ, Ȳ) share one factor."""
+    def lower(b, e, prod):
+        A, trans = resolve_transpose(e.inputs[0], prod)
+        return emit_as(b, e, f"{kind}_apply", (_factor(b, A, kind).atom, e.inputs[1]), {"trans": trans})
+    return lower
+
+
+# lyap: X with A X + X Aᵀ + Q = 0; dX = lyap(A, dA X + X dAᵀ + dQ); linear in Q with
+# transpose Q̄ = lyap(Aᵀ, Ȳ)  (⟨Ȳ, L(dQ)⟩ = ⟨L*(Ȳ), dQ⟩ with L* the operator of Aᵀ)
+register(Primitive(
+    "lyap", lambda A, Q: lyap_apply_impl(lyap_factor_impl(A), Q),
+    lambda types, p: _pair_shape(types[0], types[1], "lyap"),
+    linear_in=(1,), math="A X + X Aᵀ + Q = 0", domains={0: "stable"}, lower=_lower("lyap"),
+    doc="Continuous Lyapunov equation; A stable. All NaN when the sign iteration does not "
+        "converge (see lagrad.is_stable).",
+    frechet="frechet lyap(A, Q) -> X { dX = lyap(A, dA @ X + X @ dA' + dQ) }",
+    transpose=_linear_in_b(lambda b, A, ct, p: b.lyap(b.transpose(A), ct))))
+
+# dlyap: X with A X Aᵀ − X + Q = 0; dX = dlyap(A, dA X Aᵀ + A X dAᵀ + dQ); linear in Q with
+# transpose Q̄ = dlyap(Aᵀ, Ȳ)
+register(Primitive(
+    "dlyap", lambda A, Q: dlyap_apply_impl(dlyap_factor_impl(A), Q),
+    lambda types, p: _pair_shape(types[0], types[1], "dlyap"),
+    linear_in=(1,), math="A X Aᵀ − X + Q = 0", domains={0: "contractive"}, lower=_lower("dlyap"),
+    doc="Discrete Lyapunov (Stein) equation; spectral radius of A < 1. All NaN when the "
+        "doubling does not converge (see lagrad.is_schur_stable).",
+    frechet="frechet dlyap(A, Q) -> X { dX = dlyap(A, dA @ X @ A' + A @ X @ dA' + dQ) }",
+    transpose=_linear_in_b(lambda b, A, ct, p: b.dlyap(b.transpose(A), ct))))
+
+
+# ---- the factors and their applies (made by the lowering pass) ----------------------------
+def _factor_shape(kind):
+    return lambda types, p: FactorType(kind, shapes.same([shapes.square(types[0], f"{kind}_factor's argument")], p))
+
+
+def _apply_shape(kind):
+    who = f"{kind}_apply"
+    return lambda types, p: _pair_shape(_factor_arg(types[0], kind, who), types[1], who)
+
+
+def _flip(kind):
+    """Transpose of Q ↦ apply(F, Q, trans): the apply with trans flipped (A ↔ Aᵀ)."""
+    return _linear_in_b(lambda b, F, ct, p: b.emit(f"{kind}_apply", F, ct, trans=not p.get("trans", False)))
+
+
+# lyap_factor: the sign-iteration inverses A_k⁻¹, scalings c_k and step count K (−1: A not stable)
+register(Primitive("lyap_factor", lyap_factor_impl, _factor_shape("lyap"), internal=True,
+                   math="F = {A_k⁻¹, c_k} of sign(A)"))
+
+# lyap_apply: X with A X + X Aᵀ + Q = 0 (Aᵀ X + X A + Q = 0 if trans): Q_{k+1} =
+# (c_k Q_k + c_k⁻¹ M_k Q_k M_kᵀ)/2, M_k = A_k⁻¹ (A_k⁻ᵀ), X = Q_K/2; linear in Q, transpose flips trans
+register(Primitive(
+    "lyap_apply", lyap_apply_impl, _apply_shape("lyap"), linear_in=(1,), kwargs={"trans": False},
+    internal=True, math="A X + X Aᵀ + Q = 0 (Aᵀ if trans)", transpose=_flip("lyap")))
+
+# dlyap_factor: the squared powers A^(2^k) and their count K (−1: spectral radius ≥ 1)
+register(Primitive("dlyap_factor", dlyap_factor_impl, _factor_shape("dlyap"), internal=True,
+                   math="F = {A^(2^k)}"))
+
+# dlyap_apply: X with A X Aᵀ − X + Q = 0 (Aᵀ if trans): X ← X + A_k X A_kᵀ; linear in Q,
+# transpose flips trans
+register(Primitive(
+    "dlyap_apply", dlyap_apply_impl, _apply_shape("dlyap"), linear_in=(1,), kwargs={"trans": False},
+    internal=True, math="A X Aᵀ − X + Q = 0 (Aᵀ if trans)", transpose=_flip("dlyap")))
