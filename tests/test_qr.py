@@ -176,10 +176,6 @@ def test_derived_adjoint_wide_equals_jax_vjp_and_central_differences(mod, shape)
         assert abs(np.sum(Abar * E) - fd) <= 1e-6 * max(abs(fd), 1.0)
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError,
-                   reason="known bug outside qr: the split backward program of f.vjp has only "
-                          "residuals and cotangents as inputs, and codegen.dim_bindings binds a "
-                          "dimension only where it stands alone, so k (seen only in n + k) is unbound")
 def test_vjp_split_binds_sum_dimensions(mod):
     rng = np.random.default_rng(4)
     X, Y = fullrank(rng, 4, 4), rng.standard_normal((3, 4))

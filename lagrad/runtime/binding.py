@@ -2,7 +2,10 @@
 from shapes and checked. Every mismatch is an InputError naming the argument."""
 from __future__ import annotations
 
+import functools
+
 import numpy as np
+import sympy
 import jax
 import jax.numpy as jnp
 
@@ -77,11 +80,53 @@ def bind(fname, params, args, kwargs):
                 dims.setdefault(d.name, got)
                 origin.setdefault(d.name, name)
         arrays.append(a)
-    subs = {dim_symbol(k): v for k, v in dims.items()}
+    _solve_linear_dims(params, arrays, dims, origin)
     for (name, t), a in zip(params, arrays):
         for k, d in enumerate(t.shape):
             if not d.is_Symbol:
-                want = int(as_dim(d).subs(subs))
+                syms, fn = _dim_fn(d)
+                unbound = [x for x in syms if x not in dims]
+                if unbound:
+                    raise InputError(f"argument `{name}` axis {k} is {d}, and no argument fixes "
+                                     f"{', '.join('`' + x + '`' for x in unbound)}")
+                want = int(fn(*(dims[x] for x in syms)))
                 if int(a.shape[k]) != want:
                     raise InputError(f"argument `{name}` axis {k} must be {d} = {want}, got {int(a.shape[k])}")
     return arrays, dims
+
+
+@functools.lru_cache(maxsize=4096)
+def _dim_fn(d):
+    """(names, function of their sizes) for a dimension expression, compiled once."""
+    expr = as_dim(d)
+    syms = tuple(sorted(x.name for x in expr.free_symbols))
+    return syms, sympy.lambdify([sympy.Symbol(x, integer=True, positive=True) for x in syms],
+                                expr.subs({x: sympy.Symbol(x.name, integer=True, positive=True)
+                                           for x in expr.free_symbols}), modules="math")
+
+
+def _solve_linear_dims(params, arrays, dims, origin):
+    """Bind a name seen only inside an expression linear in it (k in [n + k, n]) once the
+    other names of that expression are bound."""
+    progress = True
+    while progress:
+        progress = False
+        for (name, t), a in zip(params, arrays):
+            for k, d in enumerate(t.shape):
+                if d.is_Symbol:
+                    continue
+                expr = sympy.expand(as_dim(d))
+                free = [x for x in expr.free_symbols if x.name not in dims]
+                if len(free) != 1 or sympy.degree(expr, free[0]) != 1:
+                    continue
+                x = free[0]
+                coeff, rest = expr.coeff(x), sympy.expand(expr - expr.coeff(x) * x)
+                if not (coeff.is_Integer and coeff > 0) or rest.has(x):
+                    continue
+                size = int(a.shape[k]) - int(rest.subs({dim_symbol(n): v for n, v in dims.items()}))
+                if size < 1 or size % int(coeff):
+                    raise InputError(f"argument `{name}` axis {k} must be {d}, got {int(a.shape[k])}, "
+                                     f"which no positive `{x.name}` gives")
+                dims[x.name] = size // int(coeff)
+                origin[x.name] = name
+                progress = True

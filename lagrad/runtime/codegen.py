@@ -51,23 +51,44 @@ class _Names:
 
 
 def dim_bindings(prog: Program, names) -> list:
-    """Lines binding each symbolic dimension from the first input where it stands alone."""
+    """Lines binding each symbolic dimension from the inputs: from one where it stands alone,
+    else by solving an entry linear in it once its other names are bound (``k`` from a
+    ``[n + k, n]`` input gives ``k = x.shape[0] - n``)."""
     needed = set()
     for e in prog.eqns:
         for _, v in e.params:
             needed |= _dims_in(v)
     lines, bound = [], set()
-    for v in prog.inputs:
-        if not isinstance(v.type, TensorType):
-            continue
-        for k, d in enumerate(v.type.shape):
-            if d.is_Symbol and d.name in needed and d.name not in bound:
-                bound.add(d.name)
-                lines.append(f"{d.name} = {names(v)}.shape[{k}]")
+    entries = [(v, k, sympy.expand(d)) for v in prog.inputs if isinstance(v.type, TensorType)
+               for k, d in enumerate(v.type.shape)]
+    for v, k, d in entries:
+        if d.is_Symbol and d.name not in bound and (d.name in needed or _helps(d, entries, needed)):
+            bound.add(d.name)
+            lines.append(f"{d.name} = {names(v)}.shape[{k}]")
+    progress = True
+    while needed - bound and progress:
+        progress = False
+        for v, k, d in entries:
+            free = [s for s in d.free_symbols if s.name not in bound]
+            if len(free) != 1 or free[0].name not in needed or sympy.degree(d, free[0]) != 1:
+                continue
+            s = free[0]
+            coeff, rest = d.coeff(s), sympy.expand(d - d.coeff(s) * s)
+            if not (coeff.is_Integer and coeff > 0) or rest.has(s):
+                continue
+            bound.add(s.name)
+            lines.append(f"{s.name} = ({names(v)}.shape[{k}] - ({py_expr(rest)})) // {int(coeff)}")
+            progress = True
     missing = needed - bound
     if missing:
         raise ValueError(f"dimensions {sorted(missing)} cannot be bound from the inputs")
     return lines
+
+
+def _helps(sym, entries, needed) -> bool:
+    """Whether a dimension name appears in an entry with a needed name (to solve for it)."""
+    return any(sym in d.free_symbols and any(x.name in needed for x in d.free_symbols)
+               for _, _, d in entries if not d.is_Symbol)
 
 
 def _dims_in(v) -> set:
