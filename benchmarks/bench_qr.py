@@ -133,9 +133,8 @@ def main(argv=None) -> int:
             "(argument binding, the unit cotangent): " + "; ".join(
                 f"{r['case']} {fmt_s(r['cs'][0].median_s - r['cs'][2].median_s)}"
                 for r in results if r["n"] == min(sizes)) +
-            f" at n = {min(sizes)} (at larger n the difference is within the noise). The tall and wide models have types with 2*n, which the argument binding "
-            "checks by a sympy substitution on every call; that, not the generated program, is what "
-            "separates the two columns at n = 64.", "",
+            f" at n = {min(sizes)} (at larger n the difference is within the noise): a fixed cost of a "
+            "few tens of µs per call, which is what separates the two columns at small n.", "",
             "## Results", "", table]
     report = "\n".join(text) + "\n"
     print(report)

@@ -160,7 +160,11 @@ class Function:
     # -- running ----------------------------------------------------------------------------
     def __call__(self, *args, **kwargs):
         arrays, dims = self._bind(args, kwargs)
-        out = self.compiled(dims).bridged()(*arrays)
+        c = self.compiled(dims)
+        if any(isinstance(a, jax.core.Tracer) for a in arrays):
+            out = c.bridged()(*arrays)              # under a JAX transformation: lagrad's adjoint
+        else:
+            out = c.jax_fn(("primal",), c.primal)(*arrays)     # concrete: the jitted primal
         return out[0] if len(out) == 1 else tuple(out)
 
     def _scalar_check(self, c, what):
