@@ -122,8 +122,8 @@ def main(argv=None) -> int:
     compile_rows = [[r["n"], fmt_s(r["first"][0]), fmt_s(r["first"][1])] for r in res]
     notes = ["jitted: `jax.jit(f)` and `jax.jit(jax.value_and_grad(f))` (lagrad's derived adjoint through "
              "its custom_vjp bridge), no per-call Python work on either side: the compute ratio. API: "
-             "`f(A, Q, W)` and `f.value_and_grad(\"A, Q\")`, each with lagrad's argument binding; `f(...)` also "
-             "pays JAX's eager custom_vjp dispatch, which dominates at small n and flatters that ratio.",
+             "`f(A, Q, W)` and `f.value_and_grad(\"A, Q\")`, each with lagrad's argument binding (a concrete call runs "
+             "the jitted primal directly).",
              "Cost model per sign step: forward = one inverse (LU) + two products (the Q apply); the adjoint "
              "adds the transposed apply (two products, no inverse) and Ā = S Xᵀ + Sᵀ X (two products once)."]
     worst = max(res, key=lambda r: r["g_ratio"])
