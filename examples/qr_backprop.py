@@ -37,8 +37,24 @@ def matrix(shape, seed: int = 0) -> np.ndarray:
     return rng.standard_normal(shape) + (2 * np.sqrt(min(m, n)) + 1) * np.eye(m, n)
 
 
+def split(case: str, A: np.ndarray) -> tuple:
+    """The model's arguments: A itself (square), or the blocks X, Y of A = vcat(X, Y) / hcat(X, Y)."""
+    m, n = A.shape
+    if case == "square":
+        return (A,)
+    return (A[:n], A[n:]) if case == "tall" else (A[:, :m], A[:, m:])
+
+
+def join(case: str, parts) -> np.ndarray:
+    """The gradient with respect to A from the gradients with respect to the model's arguments."""
+    parts = [np.asarray(p) for p in (parts if isinstance(parts, tuple) else (parts,))]
+    if case == "square":
+        return parts[0]
+    return np.vstack(parts) if case == "tall" else np.hstack(parts)
+
+
 def lagrad_gradient(mod, which: str, case: str, A: np.ndarray) -> np.ndarray:
-    return np.asarray(mod[f"{which}_{case}"].grad("A")(A))
+    return join(case, mod[f"{which}_{case}"].grad()(*split(case, A)))
 
 
 def central_difference(mod, which: str, case: str, A: np.ndarray, h: float = H) -> np.ndarray:
@@ -48,7 +64,7 @@ def central_difference(mod, which: str, case: str, A: np.ndarray, h: float = H) 
     for idx in np.ndindex(*A.shape):
         E = np.zeros_like(A)
         E[idx] = h
-        G[idx] = (float(f(A + E)) - float(f(A - E))) / (2 * h)
+        G[idx] = (float(f(*split(case, A + E))) - float(f(*split(case, A - E)))) / (2 * h)
     return G
 
 

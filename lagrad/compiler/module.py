@@ -1,8 +1,6 @@
 """A parsed module's definitions and the compilation of its models to Programs."""
 from __future__ import annotations
 
-import sympy
-
 from ..dsl import ast
 from ..errors import LaNameError, LaTypeError, RuleError
 from . import elementwise as ew
@@ -12,7 +10,7 @@ from .ir import Namer, Program, Var
 from .passes import CANONICAL, LOWERING, run_passes, typecheck
 from .primitive import REGISTRY
 from .scope import DimRef, Scope
-from .types import TensorType, WEAK, as_dim, dim_symbol, shape_eq
+from .types import TensorType, WEAK, dim_symbol, shape_eq
 
 
 class ModuleContext:
@@ -126,14 +124,12 @@ class ModuleContext:
                 raise LaNameError(f"parameter `{prm.name}` is declared twice", span=prm.span, source=self.source)
             seen.add(prm.name)
             out.append((prm, el.type_ann(prm.type, scope)))
-        bindable = solvable_dims(alone, [t.shape for _, t in out if isinstance(t, TensorType)])
         for prm, _ in out:
             for d in prm.type.dims or ():
                 for n in _dim_names(d):
-                    if n not in bindable:
-                        raise LaTypeError(f"dimension `{n}` cannot be bound from the arguments: it must appear "
-                                          f"alone in some argument's type, or in an entry like `n + {n}` whose "
-                                          f"other names are bound", span=d.span, source=self.source)
+                    if n not in alone:
+                        raise LaTypeError(f"dimension `{n}` must appear alone in some argument's type, "
+                                          f"where a call can bind it", span=d.span, source=self.source)
         return out
 
     def _check_return(self, m, outs, ret, el, scope):
@@ -163,22 +159,3 @@ def lowered(prog: Program, out_names=None) -> Program:
     prog = run_passes(prog, LOWERING)
     return typecheck(tidy_names(prog, out_names), "tidy_names")
 
-
-def solvable_dims(alone, shapes) -> set:
-    """Dimension names a call can bind: those standing alone in some shape, then, repeatedly,
-    the one unknown name of an entry linear in it (k in n + k, n in 2*n) — what
-    runtime.binding and codegen.dim_bindings solve for."""
-    bound = set(alone)
-    progress = True
-    while progress:
-        progress = False
-        for shape in shapes:
-            for d in shape:
-                expr = sympy.expand(as_dim(d))
-                free = [x for x in expr.free_symbols if x.name not in bound]
-                if len(free) == 1 and sympy.degree(expr, free[0]) == 1:
-                    c = expr.coeff(free[0])
-                    if c.is_Integer and c > 0 and not sympy.expand(expr - c * free[0]).has(free[0]):
-                        bound.add(free[0].name)
-                        progress = True
-    return bound

@@ -80,7 +80,6 @@ def bind(fname, params, args, kwargs):
                 dims.setdefault(d.name, got)
                 origin.setdefault(d.name, name)
         arrays.append(a)
-    _solve_linear_dims(params, arrays, dims, origin)
     for (name, t), a in zip(params, arrays):
         for k, d in enumerate(t.shape):
             if not d.is_Symbol:
@@ -104,29 +103,3 @@ def _dim_fn(d):
                                 expr.subs({x: sympy.Symbol(x.name, integer=True, positive=True)
                                            for x in expr.free_symbols}), modules="math")
 
-
-def _solve_linear_dims(params, arrays, dims, origin):
-    """Bind a name seen only inside an expression linear in it (k in [n + k, n]) once the
-    other names of that expression are bound."""
-    progress = True
-    while progress:
-        progress = False
-        for (name, t), a in zip(params, arrays):
-            for k, d in enumerate(t.shape):
-                if d.is_Symbol:
-                    continue
-                expr = sympy.expand(as_dim(d))
-                free = [x for x in expr.free_symbols if x.name not in dims]
-                if len(free) != 1 or sympy.degree(expr, free[0]) != 1:
-                    continue
-                x = free[0]
-                coeff, rest = expr.coeff(x), sympy.expand(expr - expr.coeff(x) * x)
-                if not (coeff.is_Integer and coeff > 0) or rest.has(x):
-                    continue
-                size = int(a.shape[k]) - int(rest.subs({dim_symbol(n): v for n, v in dims.items()}))
-                if size < 1 or size % int(coeff):
-                    raise InputError(f"argument `{name}` axis {k} must be {d}, got {int(a.shape[k])}, "
-                                     f"which no positive `{x.name}` gives")
-                dims[x.name] = size // int(coeff)
-                origin[x.name] = name
-                progress = True
