@@ -41,6 +41,7 @@ class Elaborator:
         self.used_bindings = set()
         self.inline_stack = []
         self.inherit = None                    # (prim name, params) inside a frechet text rule
+        self.capture = None                    # operators.Capture while elaborating an operator body
 
     # ---- errors ------------------------------------------------------------------------------
     def err(self, cls, msg, node, hint=None):
@@ -129,8 +130,17 @@ class Elaborator:
             cands = [n for n in scope.all_names()]
             raise self.err(LaNameError, f"unknown name `{node.id}`" + suggest(node.id, cands), node)
         if isinstance(v, (Val, DimRef, LoopInt, tuple)):
-            return v
+            return self.captured(v)
         raise self.err(LaTypeError, f"`{node.id}` is {_describe(v)}, not a value; call it", node)
+
+    def captured(self, v):
+        """A value of an enclosing program, seen from inside an operator body, becomes one of the
+        body's inputs."""
+        if self.capture is None:
+            return v
+        if isinstance(v, tuple):
+            return tuple(self.captured(x) for x in v)
+        return self.capture.value(v) if isinstance(v, Val) else v
 
     def e_Neg(self, node, scope):
         if isinstance(node.operand, ast.Num):
@@ -197,6 +207,8 @@ class Elaborator:
         return self.call_prim(target, node, scope)
 
     def call_prim(self, p, node, scope):
+        if p.elaborate is not None:
+            return p.elaborate(self, node, scope)
         kwargs = {}
         for kw in node.kwargs:
             if kw.name not in p.kwargs:
@@ -205,7 +217,7 @@ class Elaborator:
                                 (f"; it takes {', '.join(p.kwargs)}" if p.kwargs else "; it takes none")), kw)
             if kw.name in kwargs:
                 raise self.err(LaNameError, f"keyword argument `{kw.name}` given twice", kw)
-            kwargs[kw.name] = kw.value.value
+            kwargs[kw.name] = self.kwarg_value(kw, scope)
         if p.name in DIM_CALLS:
             dims = tuple(self.dim(a, scope) for a in node.args)
             if p.name == "eye":
@@ -226,6 +238,21 @@ class Elaborator:
         if self.inherit is not None and self.inherit[0] == p.name:
             kwargs = {**self.inherit[1], **kwargs}
         return self.emit(p.name, args, kwargs, node)
+
+    def kwarg_value(self, kw, scope):
+        """A keyword argument's value: a literal, or a name denoting a dimension or loop integer."""
+        if not isinstance(kw.value, ast.Name):
+            return kw.value.value
+        v = scope.lookup(kw.value.id)
+        if isinstance(v, LoopInt):
+            return v.value
+        if isinstance(v, DimRef):
+            return v.expr
+        if v is None:
+            raise self.err(LaNameError, f"unknown name `{kw.value.id}`" +
+                           suggest(kw.value.id, self._dim_names(scope)), kw.value)
+        raise self.err(LaTypeError, f"keyword argument `{kw.name}` takes a number, a string, true/false "
+                       f"or a dimension, not {_describe(v)}", kw.value)
 
     def single(self, v, node):
         if isinstance(v, tuple):
@@ -393,6 +420,10 @@ def _text(node):
 def _describe(v):
     if isinstance(v, ast.FnDef):
         return "a fn"
+    if hasattr(v, "apply_op"):
+        return "an operator"
+    if isinstance(v, (Val, tuple)):
+        return "a value"
     if hasattr(v, "impl"):
         return "a function"
     return "not a value"

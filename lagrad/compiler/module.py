@@ -60,17 +60,26 @@ class ModuleContext:
         if name in self.elementwise:
             return self.elementwise[name]
         p = REGISTRY.get(name)
-        return p if p is not None and not p.internal else None
+        if p is None:
+            from .operators import MACROS
+            return MACROS.get(name)
+        return p if not p.internal else None
 
     def callable_names(self):
-        return list(self.fns) + list(self.elementwise) + [n for n, p in REGISTRY.items() if not p.internal]
+        from .operators import MACROS
+        return (list(self.fns) + list(self.elementwise) + [n for n, p in REGISTRY.items() if not p.internal]
+                + list(MACROS))
 
     def globals_scope(self):
         return Scope({})
 
     def define_op(self, el, st, scope):
-        raise el.err(LaTypeError, "matrix-free operators (`op`) are not available yet in this "
-                     "version of lagrad", st)
+        """`op K(v) ...`: bind K to a closure over a snapshot of the names in scope."""
+        from .operators import OpValue
+        prev = scope.lookup(st.name)
+        if isinstance(prev, DimRef) and st.name in self.dim_names:
+            raise el.err(LaNameError, f"`{st.name}` is a dimension of the model; choose another name", st)
+        scope.bind(st.name, OpValue(st, Scope(dict(scope.names), parent=scope.parent), self))
 
     # -- compiling a model ------------------------------------------------------------------
     def elaborate(self, name: str, bindings=None) -> tuple:

@@ -55,6 +55,8 @@ class Primitive:
     display: Optional[str] = None                    # printed name, when the key is made unique
     lower: Optional[Callable] = None                 # (b, eqn, producers) -> bool: the factorization
                                                      # pass's rewrite (solve -> lu_factor + lu_solve)
+    elaborate: Optional[Callable] = None             # (elaborator, call node, scope) -> result: calls
+                                                     # whose arguments are not all values (operators)
     _compiled_frechet: Any = field(default=None, repr=False)
 
     def __post_init__(self):

@@ -61,7 +61,8 @@ class Neg(Node):
 @dataclass(frozen=True)
 class Kwarg(Node):
     name: str
-    value: Union[Num, Str, Bool]      # negative numbers arrive as Num with a negative value
+    value: Union[Num, Str, Bool, "Name"]   # negative numbers arrive as Num with a negative value;
+                                           # a Name: a dimension, loop variable or operator
 
 
 @dataclass(frozen=True)

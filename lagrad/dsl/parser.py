@@ -330,6 +330,8 @@ class _Builder:
                 value = ast.Num(_number(value), span=span)
             elif value.type == "STRING":
                 value = ast.Str(_string(value), span=span)
+            elif value.type == "NAME":
+                value = ast.Name(str(value), span=span)
             else:
                 value = ast.Bool(value == "true", span=span)
         return ast.Kwarg(str(name), value, span=self.span(kids))
@@ -426,7 +428,8 @@ def _explain(tok, expected, text, parser):
     if prev in _STARTERS and tok in ("=", ",", ":"):
         return f"`{prev}` is a keyword, not a name", "choose another name", _at(prev)
     if "TRUE" in expected and "STRING" in expected:
-        return message, "a keyword argument's value is a number, a string, `true` or `false`", None
+        return message, ("a keyword argument's value is a number, a string, `true`, `false` or a name "
+                         "(a dimension or an operator)"), None
     if tok == "(" and prev in (")", "]", "'"):
         return message, "only a function name can be called, as in `f(x)`", None
     if tok == "," and "RPAR" in expected:

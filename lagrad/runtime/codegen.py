@@ -7,6 +7,7 @@ import keyword
 import sympy
 
 from ..compiler.ir import Lit, Program, Var
+from ..compiler.operators import Operator
 from ..compiler.primitive import get
 from ..compiler.types import TensorType, free_dims
 
@@ -102,14 +103,14 @@ def _dims_in(v) -> set:
     return set()
 
 
-def eqn_source(e, names) -> str:
+def eqn_source(e, names, ops=None) -> str:
     p = get(e.prim)
     args = [names(a) for a in e.inputs]
     params = e.param_dict
     if p.codegen is not None:
         rhs = p.codegen(args, params)
     else:
-        kw = [f"{k}={py_expr(v)}" for k, v in e.params]
+        kw = [f"{k}={ops[id(v)] if ops and id(v) in ops else py_expr(v)}" for k, v in e.params]
         rhs = f"P.{p.name}(" + ", ".join(args + kw) + ")"
     lhs = ", ".join(names(o) for o in e.outputs)
     if len(e.outputs) == 1 and p.nout != 1:
@@ -122,19 +123,42 @@ def function_name(prog: Program) -> str:
     return _safe(base.replace("-", "_"), set())
 
 
-def generate_source(prog: Program, with_comments: bool = True) -> str:
+def _operators(prog: Program, found: dict, order: list):
+    """Operators used as parameters (nested ones first), each with a function name."""
+    for e in prog.eqns:
+        for _, v in e.params:
+            if isinstance(v, Operator) and id(v) not in found:
+                _operators(v.prog, found, order)
+                base = "op_" + "".join(c if c.isalnum() or c == "_" else "_" for c in
+                                       v.name.replace("ᵀ", "_T"))
+                found[id(v)] = _safe(base, set(found.values()) | RESERVED)
+                order.append(v)
+
+
+def _function_lines(prog: Program, fname: str, ops: dict, with_comments: bool) -> list:
     names = _Names(prog)
-    fname = function_name(prog)
-    out = [f'"""lagrad: {prog.kind} program of `{prog.name}` (from {prog.path}), generated JAX source."""',
-           "import jax", "import jax.numpy as jnp", "from lagrad.runtime.prims import P", "", "",
-           f"def {fname}({', '.join(names(v) for v in prog.inputs)}):"]
+    out = [f"def {fname}({', '.join(names(v) for v in prog.inputs)}):"]
     body = dim_bindings(prog, names)
     for e in prog.eqns:
-        line = eqn_source(e, names)
+        line = eqn_source(e, names, ops)
         if with_comments and e.span is not None and getattr(e.span, "line", 0):
             line += f"  # {e.span.path}:{e.span.line}" + (f" ({e.origin})" if e.origin else "")
         body.append(line)
     outs = ", ".join(names(o) for o in prog.outputs)
     body.append(f"return ({outs},)" if len(prog.outputs) == 1 else f"return ({outs})")
     out.extend("    " + l for l in body)
+    return out
+
+
+def generate_source(prog: Program, with_comments: bool = True) -> str:
+    fname = function_name(prog)
+    out = [f'"""lagrad: {prog.kind} program of `{prog.name}` (from {prog.path}), generated JAX source."""',
+           "import jax", "import jax.numpy as jnp", "from lagrad.runtime.prims import P", "", ""]
+    ops, order = {}, []
+    _operators(prog, ops, order)
+    for op in order:                     # matrix-free operators: v ↦ K v, closed-over values last
+        out += [f"# operator {op.name}: applied by the solvers as {ops[id(op)]}(v, *captured)"]
+        out += _function_lines(op.prog, ops[id(op)], ops, with_comments)
+        out += ["", ""]
+    out += _function_lines(prog, fname, ops, with_comments)
     return "\n".join(out) + "\n"

@@ -3,3 +3,5 @@ from . import arith, structure, construction, reductions, elementwise, linalg  #
 from . import qr  # noqa: F401,E402  (QR: reduced, any shape)
 from . import lyap  # noqa: F401,E402  (lyap, dlyap)
 from . import expm  # noqa: F401,E402  (expm, expm_frechet)
+from . import krylov  # noqa: F401,E402  (cg, gmres on matrix-free operators)
+from . import arnoldi  # noqa: F401,E402  (arnoldi, unrolled)

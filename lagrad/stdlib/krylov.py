@@ -1,0 +1,228 @@
+"""Krylov solvers on matrix-free operators: ``cg(K, b, tol=, maxiter=, M=)`` and
+``gmres(K, b, restart=, tol=, maxiter=, M=)``, with implicit derivatives.
+
+Both solve K x = b for an operator K (an ``op``, see lagrad/compiler/operators.py) whose body
+closes over model values θ; those values are the primitive's extra inputs (after b), so an
+equation reads ``x = cg(b, θ₁, θ₂, K=op K, nk=2, ...)``.
+
+Rules (RULES.md, "Matrix-free solves"): x = K(θ)⁻¹ b is linear in b, and
+* Fréchet: dx = K⁻¹(db − (dK) x), where (dK) x is the tangent of θ ↦ K(θ) x at fixed x — the
+  compiler linearizes the operator's body in θ — solved with the same operator, preconditioner
+  and tolerance;
+* transpose (in b): b̄ = K⁻ᵀ x̄, one solve with the transposed operator (derived by transposing
+  the body) and the transposed preconditioner; for cg, K = Kᵀ and M = Mᵀ.
+The derived adjoint is therefore λ = K⁻ᵀ x̄, b̄ = λ, θ̄ = −(adjoint of θ ↦ K(θ) x)(λ): one more
+solve, never a backward pass through the iterations, so memory does not grow with them.
+
+The solvers run in ``lax.while_loop`` from x₀ = 0 and stop when ‖b − K x‖ ≤ tol·‖b‖ or after
+``maxiter`` iterations (default 10 n). cg is preconditioned CG (M ≈ K⁻¹, symmetric positive
+definite); gmres is restarted GMRES(m) with right preconditioning (K M y = b, x = M y), so its
+stopping test uses the true residual; Arnoldi by classical Gram–Schmidt applied twice.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from ..compiler.builder import is_zero
+from ..compiler.operators import OpValue, Operator, apply_tangent
+from ..compiler.primitive import Primitive, register
+from ..compiler.types import ShapeError, TensorType, dim_eq, fmt_shape
+from ..errors import LaNameError, LaTypeError
+
+
+# ---- numerics ------------------------------------------------------------------------------
+def _split(caps, nk):
+    return caps[:nk], caps[nk:]
+
+
+def _apply(op, caps):
+    if op is None:
+        return lambda v: v
+    return lambda v: op(v, *caps)[0]          # operator functions return a 1-tuple
+
+
+def _maxiter(maxiter, n):
+    return 10 * n if maxiter is None else int(maxiter)
+
+
+def cg_impl(b, *caps, K, nk, M=None, tol=1e-10, maxiter=None):
+    """Preconditioned conjugate gradients from x₀ = 0."""
+    b = jnp.asarray(b)
+    kc, mc = _split(caps, nk)
+    A, P = _apply(K, kc), _apply(M, mc)
+    stop = tol * jnp.linalg.norm(b)
+    it_max = _maxiter(maxiter, b.shape[0])
+
+    def cond(s):
+        k, _, r, _, _ = s
+        return (k < it_max) & (jnp.linalg.norm(r) > stop)
+
+    def body(s):
+        k, x, r, p, rz = s
+        Ap = A(p)
+        alpha = rz / jnp.vdot(p, Ap)
+        x = x + alpha * p
+        r = r - alpha * Ap
+        z = P(r)
+        rz_new = jnp.vdot(r, z)
+        p = z + (rz_new / rz) * p
+        return k + 1, x, r, p, rz_new
+
+    z0 = P(b)
+    s0 = (jnp.array(0, jnp.int32), jnp.zeros_like(b), b, z0, jnp.vdot(b, z0))
+    return jax.lax.while_loop(cond, body, s0)[1]
+
+
+def gmres_impl(b, *caps, K, nk, M=None, restart=30, tol=1e-10, maxiter=None):
+    """Restarted GMRES(m), right-preconditioned, from x₀ = 0."""
+    b = jnp.asarray(b)
+    n = b.shape[0]
+    m = max(1, min(int(restart), n))
+    kc, mc = _split(caps, nk)
+    A, P = _apply(K, kc), _apply(M, mc)
+    AP = (lambda v: A(P(v)))
+    stop = tol * jnp.linalg.norm(b)
+    it_max = _maxiter(maxiter, n)
+    tiny = jnp.finfo(b.dtype).tiny
+
+    def cycle(x):
+        r = b - A(x)
+        beta = jnp.linalg.norm(r)
+        V = jnp.zeros((n, m + 1), b.dtype).at[:, 0].set(r / jnp.where(beta > tiny, beta, 1))
+        H = jnp.zeros((m + 1, m), b.dtype)
+
+        def arnoldi_step(j, VH):
+            V, H = VH
+            w = AP(V[:, j])
+            mask = (jnp.arange(m + 1) <= j).astype(b.dtype)
+            h = (V.T @ w) * mask                        # classical Gram–Schmidt ...
+            w = w - V @ h
+            h2 = (V.T @ w) * mask                       # ... applied twice
+            w = w - V @ h2
+            h = h + h2
+            hn = jnp.linalg.norm(w)
+            V = V.at[:, j + 1].set(w / jnp.where(hn > tiny, hn, 1))
+            H = H.at[:, j].set(h.at[j + 1].set(hn))
+            return V, H
+        V, H = jax.lax.fori_loop(0, m, arnoldi_step, (V, H))
+        e1 = jnp.zeros((m + 1,), b.dtype).at[0].set(beta)
+        y = jnp.linalg.lstsq(H, e1)[0]
+        return x + P(V[:, :m] @ y)
+
+    def cond(s):
+        k, x, res = s
+        return (k < it_max) & (res > stop)
+
+    def body(s):
+        k, x, _ = s
+        x = cycle(x)
+        return k + m, x, jnp.linalg.norm(b - A(x))
+
+    s0 = (jnp.array(0, jnp.int32), jnp.zeros_like(b), jnp.linalg.norm(b))
+    return jax.lax.while_loop(cond, body, s0)[1]
+
+
+# ---- shape, elaboration, rules -------------------------------------------------------------
+def _solver_shape(name):
+    def shape(types, params):
+        bt = types[0]
+        if not isinstance(bt, TensorType) or bt.ndim != 1:
+            raise ShapeError(f"{name}: the right-hand side must be a vector, got {bt}")
+        K = params["K"]
+        for what, op in (("the operator", K), ("the preconditioner M", params.get("M"))):
+            if op is None:
+                continue
+            if not (op.out_type.ndim == 1 and dim_eq(op.out_type.shape[0], bt.shape[0])):
+                raise ShapeError(f"{name}: {what} `{op.name}` maps f64{fmt_shape(op.in_type.shape)} to "
+                                 f"{op.out_type}; it must map the right-hand side's shape to itself")
+        return TensorType("f64" if bt.dtype not in ("f32", "f64") else bt.dtype, bt.shape)
+    return shape
+
+
+def _operator_arg(el, node, scope, what, b_type):
+    from ..dsl import ast
+    if not isinstance(node, ast.Name):
+        raise el.err(LaTypeError, f"{what} must be the name of an operator (`op K(v) = ...`)", node)
+    v = scope.lookup(node.id)
+    if v is None:
+        from ..compiler.primitive import suggest
+        raise el.err(LaNameError, f"unknown operator `{node.id}`" + suggest(node.id, list(scope.all_names())), node)
+    if isinstance(v, OpValue):
+        return v.instance(el, b_type)
+    if hasattr(v, "operator_for"):                     # operator-like values (BLR)
+        return v.operator_for(el, b_type, node)
+    raise el.err(LaTypeError, f"{what} must be an operator (`op {node.id}(v) = ...`), but `{node.id}` is a value; "
+                 f"for a dense matrix A write `op {node.id}(v) = A @ v`", node)
+
+
+def _elaborate_solver(name, numeric_kwargs):
+    def elaborate(el, node, scope):
+        if len(node.args) != 2:
+            raise el.err(LaTypeError, f"`{name}` takes an operator and a right-hand side, got {len(node.args)} "
+                         f"argument(s)", node)
+        b = el.single(el.value(node.args[1], scope), node.args[1])
+        K = _operator_arg(el, node.args[0], scope, f"the first argument of `{name}`", b.type)
+        params, M = {}, None
+        for kw in node.kwargs:
+            if kw.name == "M":
+                M = _operator_arg(el, kw.value, scope, f"`{name}`'s preconditioner M", b.type)
+            elif kw.name in numeric_kwargs:
+                if kw.name in params:
+                    raise el.err(LaNameError, f"keyword argument `{kw.name}` given twice", kw)
+                params[kw.name] = el.kwarg_value(kw, scope)
+            else:
+                from ..compiler.primitive import suggest
+                raise el.err(LaNameError, f"`{name}` has no keyword argument `{kw.name}`" +
+                             (suggest(kw.name, list(numeric_kwargs) + ["M"]) or
+                              f"; it takes {', '.join(list(numeric_kwargs) + ['M'])}"), kw)
+        caps = [el.captured(c) for c in K.captured] + ([el.captured(c) for c in M.captured] if M else [])
+        params.update(K=K, nk=len(K.captured), M=M)
+        return el.emit(name, [b] + caps, params, node)
+    return elaborate
+
+
+def _frechet(name):
+    def rule(b, x, dx, y, p):
+        """dx = K⁻¹(db − (dK) x) with the same operator, preconditioner and tolerance."""
+        K, nk = p["K"], p["nk"]
+        caps = list(x[1:])
+        dKx = apply_tangent(b, K, y[0], caps[:nk], list(dx[1:1 + nk]))
+        rhs = dx[0] if is_zero(dKx) else (-dKx if is_zero(dx[0]) else dx[0] - dKx)
+        if is_zero(rhs):
+            return b.zero(y[0].type)
+        return b.emit(name, rhs, *caps, **p)
+    return rule
+
+
+def _transpose(name, symmetric):
+    def rule(b, ct, x, y, p):
+        """b̄ = K⁻ᵀ ȳ (cg: K = Kᵀ)."""
+        if is_zero(ct[0]):
+            return [None] * len(x)
+        q = dict(p)
+        if not symmetric:
+            q["K"] = p["K"].transposed()
+            q["M"] = p["M"].transposed() if p.get("M") is not None else None
+        return [b.emit(name, ct[0], *x[1:], **q)] + [None] * (len(x) - 1)
+    return rule
+
+
+_CG_KW = {"tol": 1e-10, "maxiter": None}
+_GMRES_KW = {"restart": 30, "tol": 1e-10, "maxiter": None}
+
+# cg: x = K⁻¹b (K SPD); dx = K⁻¹(db − (dK)x); transpose b̄ = K⁻¹x̄ (K = Kᵀ)
+register(Primitive(
+    "cg", cg_impl, _solver_shape("cg"), linear_in=(0,), kwargs=dict(_CG_KW), min_args=2, max_args=2,
+    math="x = K⁻¹ b (conjugate gradients)", elaborate=_elaborate_solver("cg", _CG_KW),
+    frechet=_frechet("cg"), transpose=_transpose("cg", symmetric=True),
+    doc="Solve K x = b for a symmetric positive definite operator K; implicit gradients."))
+
+# gmres: x = K⁻¹b; dx = K⁻¹(db − (dK)x); transpose b̄ = K⁻ᵀx̄ (the transposed operator)
+register(Primitive(
+    "gmres", gmres_impl, _solver_shape("gmres"), linear_in=(0,), kwargs=dict(_GMRES_KW), min_args=2,
+    max_args=2, math="x = K⁻¹ b (restarted GMRES)", elaborate=_elaborate_solver("gmres", _GMRES_KW),
+    frechet=_frechet("gmres"), transpose=_transpose("gmres", symmetric=False),
+    doc="Solve K x = b for a general operator K; implicit gradients."))
+
+__all__ = ["cg_impl", "gmres_impl", "Operator"]
