@@ -53,10 +53,31 @@ def _where(e, path) -> str:
     return where + (f" ({e.origin})" if e.origin else "")
 
 
+def _operators_used(prog: Program, seen: dict) -> list:
+    """Operator parameters of the program's equations, nested ones first."""
+    out = []
+    for e in prog.eqns:
+        for _, v in e.params:
+            if type(v).__name__ == "Operator" and id(v) not in seen:
+                seen[id(v)] = v
+                out += _operators_used(v.prog, seen) + [v]
+    return out
+
+
 def format_program(prog: Program) -> str:
+    """The program's text, preceded by the operators its solvers use (`op Kᵀ(w)` derived by
+    transposing `op K(v)`'s body), each with the values it closes over."""
+    ops = _operators_used(prog, {})
+    parts = [_format_one(op.prog, head=f"op {op.name}({op.prog.inputs[0].name}: {op.prog.inputs[0].type}) "
+                         f"closing over ({', '.join(f'{v.name}: {v.type}' for v in op.prog.inputs[1:])})")
+             for op in ops]
+    return "\n\n".join(parts + [_format_one(prog)])
+
+
+def _format_one(prog: Program, head=None) -> str:
     sig = ", ".join(f"{v.name}: {v.type}" for v in prog.inputs)
     outs = ", ".join(atom_text(o) for o in prog.outputs)
-    head = f"{prog.kind} {prog.name}({sig})"
+    head = head or f"{prog.kind} {prog.name}({sig})"
     lines = []
     for e in prog.eqns:
         lhs = ", ".join(f"{o.name}: {o.type}" for o in e.outputs)
