@@ -59,3 +59,17 @@ def test_bench_blr_quick(tmp_path):
     report = out.read_text(encoding="utf-8")
     for heading in ("## Summary", "## Times", "grad: BLR ÷ dense", "| 16 | 4 / 2 (p = 4)", "XLA_FLAGS"):
         assert heading in report
+
+
+def test_bench_krylov_quick(tmp_path):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])
+    out = tmp_path / "results_krylov.md"
+    r = subprocess.run([sys.executable, "-m", "benchmarks.bench_krylov", "--quick", "--n", "24", "--maxiters", "4",
+                        "12", "--reps", "2", "--out", str(out)], cwd=ROOT, env=env, capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    report = out.read_text(encoding="utf-8")
+    for heading in ("## Summary", "## cg", "## gmres", "memory lagrad", "memory unrolled", "XLA_FLAGS"):
+        assert heading in report
+    assert report.count("lagrad's gradient working memory stays flat") == 2
