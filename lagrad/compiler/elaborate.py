@@ -149,6 +149,13 @@ class Elaborator:
         return self.emit("neg", [x], {}, node)
 
     def e_BinOp(self, node, scope):
+        if node.op == "@" and isinstance(node.left, ast.Name):
+            op = scope.lookup(node.left.id)
+            if hasattr(op, "apply") and hasattr(op, "instance"):        # `P @ x` for an operator P
+                x = self.single(self.value(node.right, scope), node.right)
+                if hasattr(op, "node"):                                # an `op`: check it is linear
+                    op.instance(self, x.type)
+                return op.apply(self, x, node)
         prim = {"+": "add", "-": "sub", "*": "mul", "/": "div", "@": "matmul", "**": "pow"}[node.op]
         l = self.single(self.value(node.left, scope), node.left)
         r = self.single(self.value(node.right, scope), node.right)

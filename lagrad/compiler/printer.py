@@ -41,7 +41,8 @@ def rhs_text(e) -> str:
         return f"{args[0]}'"
     if e.prim == "index":
         return args[0] + _spec_text(e.param("spec"))
-    kw = [f"{k}={_spec_text(v) if k == 'spec' else _param_text(v)}" for k, v in e.params if v is not None]
+    kw = [f"{k}={_spec_text(v) if k == 'spec' and e.prim == 'index' else _param_text(v)}" for k, v in e.params
+          if v is not None]
     name = (p.display or p.name) if p is not None else e.prim
     return f"{name}({', '.join(args + kw)})"
 

@@ -19,6 +19,9 @@ def py_expr(v) -> str:
     if isinstance(v, sympy.Basic):
         if v.is_Integer:
             return str(int(v))
+        num, den = sympy.fraction(sympy.together(v))
+        if den != 1:                        # a size like n/128 (checked divisible at run time)
+            return f"({py_expr(num)}) // {py_expr(den)}"
         return sympy.pycode(v).replace("math.", "")
     if isinstance(v, tuple):
         inner = ", ".join(py_expr(x) for x in v)
@@ -135,19 +138,79 @@ def _operators(prog: Program, found: dict, order: list):
                 order.append(v)
 
 
-def _function_lines(prog: Program, fname: str, ops: dict, with_comments: bool) -> list:
+def _transposed_matmul(e, producers, names):
+    """`Aᵀ @ B` or `B @ Aᵀ` with Aᵀ made by a transpose in the same program: one dot_general
+    contracting A's axis directly. XLA on CPU otherwise copies the transposed matrix, once per
+    iteration when the product sits in a solver's loop body."""
+    if e.prim != "matmul":
+        return None
+    for side, a in enumerate(e.inputs):
+        src = producers.get(id(a))
+        if src is None or src.prim != "transpose" or src.inputs[0].type.ndim != 2:
+            continue
+        A = names(src.inputs[0])
+        other = names(e.inputs[1 - side])
+        if side == 0:       # Aᵀ @ B: contract A's rows with B's first axis
+            rhs = f"jax.lax.dot_general({A}, {other}, (((0,), (0,)), ((), ())))"
+        else:               # B @ Aᵀ: contract B's last axis with A's columns
+            nd = e.inputs[0].type.ndim
+            rhs = f"jax.lax.dot_general({other}, {A}, ((({nd - 1},), (1,)), ((), ())))"
+        return f"{names(e.outputs[0])} = {rhs}"
+    return None
+
+
+def _function_lines(prog: Program, fname: str, ops: dict, with_comments: bool, tuple_out=False,
+                    solver=None) -> list:
     names = _Names(prog)
     out = [f"def {fname}({', '.join(names(v) for v in prog.inputs)}):"]
     body = dim_bindings(prog, names)
+    producers = {id(o): e for e in prog.eqns for o in e.outputs}
     for e in prog.eqns:
-        line = eqn_source(e, names, ops)
+        line = ((solver(e, names) if solver else None) or _transposed_matmul(e, producers, names)
+                or eqn_source(e, names, ops))
         if with_comments and e.span is not None and getattr(e.span, "line", 0):
             line += f"  # {e.span.path}:{e.span.line}" + (f" ({e.origin})" if e.origin else "")
         body.append(line)
     outs = ", ".join(names(o) for o in prog.outputs)
-    body.append(f"return ({outs},)" if len(prog.outputs) == 1 else f"return ({outs})")
+    body.append(f"return ({outs},)" if len(prog.outputs) == 1 or tuple_out and outs
+                else f"return ({outs})")
     out.extend("    " + l for l in body)
     return out
+
+
+def split_invariant(op) -> tuple:
+    """(pre, apply): the operator's equations that do not depend on v, as a program of the
+    captures returning what the rest needs, and the rest as a program of [v, *those values].
+    A solver calls `pre` once and `apply` every iteration."""
+    v = op.prog.inputs[0]
+    dep = {id(v)}
+    for e in op.prog.eqns:
+        if any(isinstance(a, Var) and id(a) in dep for a in e.inputs):
+            dep.update(id(o) for o in e.outputs)
+    pre_eqns = [e for e in op.prog.eqns if id(e.outputs[0]) not in dep]
+    app_eqns = [e for e in op.prog.eqns if id(e.outputs[0]) in dep]
+    needed, seen = [], set()
+    for a in [a for e in app_eqns for a in e.inputs] + list(op.prog.outputs):
+        if isinstance(a, Var) and id(a) not in dep and id(a) not in seen:
+            seen.add(id(a))
+            needed.append(a)
+    pre = op.prog.copy(inputs=list(op.prog.inputs[1:]), eqns=pre_eqns, outputs=needed, kind="operator")
+    app = op.prog.copy(inputs=[v] + needed, eqns=app_eqns, kind="operator")
+    return pre, app
+
+
+def _solver_call(e, names, ops, pre_names, n_needed) -> str:
+    """A solver equation whose operators were split: the loop-invariant parts computed once."""
+    nk = e.param("nk")
+    caps = [names(a) for a in e.inputs[1:]]
+    parts = [names(e.inputs[0]), f"*{pre_names[id(e.param('K'))]}({', '.join(caps[:nk])})"]
+    M = e.param("M")
+    if M is not None:
+        parts.append(f"*{pre_names[id(M)]}({', '.join(caps[nk:])})")
+    kw = [f"{k}={ops[id(v)] if id(v) in ops else py_expr(v)}" for k, v in e.params if k != "nk"]
+    kw.append(f"nk={n_needed[id(e.param('K'))]}")
+    lhs = ", ".join(names(o) for o in e.outputs)
+    return f"{lhs} = P.{e.prim}(" + ", ".join(parts + kw) + ")"
 
 
 def generate_source(prog: Program, with_comments: bool = True) -> str:
@@ -156,9 +219,19 @@ def generate_source(prog: Program, with_comments: bool = True) -> str:
            "import jax", "import jax.numpy as jnp", "from lagrad.runtime.prims import P", "", ""]
     ops, order = {}, []
     _operators(prog, ops, order)
-    for op in order:                     # matrix-free operators: v ↦ K v, closed-over values last
-        out += [f"# operator {op.name}: applied by the solvers as {ops[id(op)]}(v, *captured)"]
-        out += _function_lines(op.prog, ops[id(op)], ops, with_comments)
+    pre_names, n_needed = {}, {}
+    for op in order:                     # matrix-free operators: v ↦ K v
+        pre, app = split_invariant(op)
+        pre_names[id(op)] = _safe(ops[id(op)] + "_pre", set(ops.values()) | RESERVED)
+        n_needed[id(op)] = len(app.inputs) - 1
+        out += [f"# operator {op.name}: {pre_names[id(op)]} once per solve (what does not depend on "
+                f"{op.prog.inputs[0].name}), {ops[id(op)]} every iteration"]
+        out += _function_lines(pre, pre_names[id(op)], ops, with_comments, tuple_out=True)
+        out += [""]
+        out += _function_lines(app, ops[id(op)], ops, with_comments)
         out += ["", ""]
-    out += _function_lines(prog, fname, ops, with_comments)
+    out += _function_lines(prog, fname, ops, with_comments,
+                           solver=lambda e, names: _solver_call(e, names, ops, pre_names, n_needed)
+                           if any(isinstance(v, Operator) for _, v in e.params) and e.param("nk") is not None
+                           else None)
     return "\n".join(out) + "\n"

@@ -9,7 +9,7 @@ At a breakdown (an invariant subspace, H[j+1, j] = 0) the derivative is not defi
 """
 from __future__ import annotations
 
-from ..compiler.operators import MACROS, OpValue
+from ..compiler.operators import MACROS
 from ..errors import LaTypeError
 
 MAX_STEPS = 200
@@ -31,7 +31,7 @@ class Arnoldi:
             raise el.err(LaTypeError, f"arnoldi: the step count must be between 1 and {MAX_STEPS}, got {k}",
                          node.args[2])
         K = scope.lookup(node.args[0].id) if hasattr(node.args[0], "id") else None
-        if not isinstance(K, OpValue):
+        if not hasattr(K, "apply"):
             _operator_arg(el, node.args[0], scope, "the first argument of `arnoldi`", v.type)   # raises
         K.instance(el, v.type)                           # checks linearity (and the shape below)
         el.b.span = node.span

@@ -71,7 +71,9 @@ def _blocks_of(n, block, t, who):
     if block.is_Integer and int(block) == 0:
         raise ShapeError(f"{who}: block must be positive, got 0")
     q = sympy.cancel(as_dim(n) / block)
-    ok = q.is_Integer and int(q) > 0 if q.is_number else _is_int_poly(q)
+    # a symbolic size that is not provably a multiple (n/128 for f64[n, n]) is accepted here and
+    # checked when the sizes are known (the implementations raise an InputError)
+    ok = q.is_Integer and int(q) > 0 if q.is_number else (_is_int_poly(q) or block.is_Integer)
     if not ok:
         raise ShapeError(f"{who}: {t} does not split into blocks of size {block} "
                          f"(its size must be a multiple of the block size, e.g. [p*{block}, p*{block}])")
@@ -267,9 +269,18 @@ def blr_dense_impl(D, U, V):
     return dense.reshape(p * b, p * b)
 
 
+def _n_blocks(A, block):
+    """p = n / block, checked when the size is known (a symbolic n is accepted at compile time)."""
+    n = A.shape[0]
+    if n % block:
+        from ..errors import InputError
+        raise InputError(f"a matrix of size {n} does not split into blocks of size {block}")
+    return n // block
+
+
 def diag_blocks_impl(A, *, block):
     A = jnp.asarray(A)
-    p = A.shape[0] // block
+    p = _n_blocks(A, block)
     return jnp.einsum("ibic->ibc", A.reshape(p, block, p, block))
 
 
@@ -283,7 +294,7 @@ def blr_compress_impl(A, *, block, rank):
     """Per-block truncated SVD of the [p, p, b, b] block tensor (one batched SVD); the singular
     values are split evenly between the factors, the i = j factors zeroed."""
     A = jax.lax.stop_gradient(jnp.asarray(A))
-    p = A.shape[0] // block
+    p = _n_blocks(A, block)
     A4 = A.reshape(p, block, p, block).transpose(0, 2, 1, 3)          # [i, j, a, c]
     D = jnp.einsum("iiac->iac", A4)
     u, s, vt = jnp.linalg.svd(A4, full_matrices=False)
