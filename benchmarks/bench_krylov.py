@@ -336,16 +336,12 @@ def main(argv=None) -> int:
             "derivative of the truncated iteration x_M(θ, b); lagrad's is the implicit-function formula of the "
             "exact solution (b̄ = K⁻ᵀx̄, θ̄ = −adjoint of θ ↦ K(θ)x at λ = b̄), evaluated with the truncated x "
             "and an adjoint solve truncated at the same maxiter. They coincide once the solves converge.",
-            "- Time per iteration: where an operator applies a transposed captured matrix (cg's θᵀ(θv); "
-            "gmres's derived adjoint operator Kᵀ(w) = 2θᵀw), XLA:CPU materializes the transpose of θ "
-            "(an n² copy) in every iteration of a `lax.while_loop` whose trip count is data-dependent "
-            "(lagrad, jax.scipy), but not in the unrolled `fori_loop`'s fixed-trip-count loops. In an isolated "
-            "test (n = 1000, this CPU) one `θᵀ @ v` inside such a while_loop costs ≈ 7× a `θ @ v` or a `v @ θ` "
-            "(1.1 ms vs 0.17 ms); at gmres maxiter = 300 lagrad's forward alone takes ≈ 75 ms and its "
-            "value-and-grad ≈ 730 ms, the adjoint solve with Kᵀ(w) = 2θᵀw being nearly all of it, while "
-            "jax.scipy's gmres (whose transposed solve JAX derives as `w @ θ`-style dot_generals) takes ≈ 64 ms. "
-            "This, not the algorithm, is why the implicit gradients lose time per iteration; lowering `A' @ v` as one "
-            "`dot_general` contracting A's first axis (no transpose op) would avoid it.",
+            "- Time per iteration: XLA:CPU materializes the transpose of a captured matrix (an n² copy) in "
+            "every iteration of a `lax.while_loop` with a data-dependent trip count when an operator applies "
+            "it transposed (cg's θᵀ(θv); gmres's derived Kᵀ(w) = 2θᵀw) — ≈ 7× the cost of θ @ v in an "
+            "isolated test (jax.scipy's cg pays it here). lagrad's generated code avoids it: an operator's "
+            "loop-invariant part (θᵀ, 2θ, a Jacobi diagonal, ...) is computed once per solve, and a remaining "
+            "`Aᵀ @ v` is one `dot_general` contracting A's first axis.",
             "", *sections]
     if not ok:
         text += ["**A check failed: lagrad's memory grew with maxiter, a lagrad gradient was not finite, or "
