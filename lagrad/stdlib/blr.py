@@ -245,20 +245,26 @@ def _split_x(x, p, b):
 
 
 def blr_apply_impl(D, U, V, x, *, trans=False):
-    """y = M x (Mᵀx if trans) by batched contractions; t is masked (p·p·r entries) rather than
-    U or V. Mᵀ has diagonal blocks Dᵢᵀ and off-diagonal blocks (j, i) = Vᵢⱼ Uᵢⱼᵀ."""
+    """y = M x (Mᵀx if trans), in one pass over the factors in their own layout (no transposed
+    copy of U or V, which XLA would otherwise make): t = Vᵀx per block pair (a multiply-reduce),
+    masked off the diagonal, then U t per block pair (batched over (i, j)) summed over j. Mᵀ has diagonal
+    blocks Dᵢᵀ and off-diagonal blocks (j, i) = Vᵢⱼ Uᵢⱼᵀ."""
     p, b = D.shape[0], D.shape[1]
-    X = _split_x(jnp.asarray(x), p, b)
-    k = "k" if X.ndim == 3 else ""
+    X = _split_x(jnp.asarray(x), p, b)                       # [p, b] or [p, b, k]
     dtype = jnp.result_type(D, U, V, X)
     mask = _offdiag(p, dtype).reshape((p, p, 1) + (1,) * (X.ndim - 2))
+    dg = jax.lax.dot_general
     if trans:
-        t = jnp.einsum(f"ijar,ia{k}->ijr{k}", U, X) * mask
-        y = jnp.einsum(f"ibc,ib{k}->ic{k}", D, X) + jnp.einsum(f"ijcr,ijr{k}->jc{k}", V, t)
+        Xe = X[:, None, :, None] if X.ndim == 2 else X[:, None, :, None, :]
+        t = jnp.sum(U[..., None] * Xe if X.ndim == 3 else U * Xe, axis=2) * mask   # [i, j, r(, k)]: Uᵢⱼᵀ xᵢ
+        w = dg(V, t, (((3,), (2,)), ((0, 1), (0, 1))))                     # [i, j, c(, k)]: Vᵢⱼ tᵢⱼ
+        y = jnp.einsum("ibc,ib...->ic...", D, X) + jnp.sum(w, axis=0)
     else:
-        t = jnp.einsum(f"ijcr,jc{k}->ijr{k}", V, X) * mask
-        y = jnp.einsum(f"ibc,ic{k}->ib{k}", D, X) + jnp.einsum(f"ijar,ijr{k}->ia{k}", U, t)
-    return y.reshape(x.shape)
+        Xe = X[None, :, :, None] if X.ndim == 2 else X[None, :, :, None, :]
+        t = jnp.sum(V[..., None] * Xe if X.ndim == 3 else V * Xe, axis=2) * mask   # [i, j, r(, k)]: Vᵢⱼᵀ xⱼ
+        w = dg(U, t, (((3,), (2,)), ((0, 1), (0, 1))))                     # [i, j, a(, k)]: Uᵢⱼ tᵢⱼ
+        y = jnp.einsum("ibc,ic...->ib...", D, X) + jnp.sum(w, axis=1)
+    return y.reshape(jnp.shape(x))
 
 
 def blr_dense_impl(D, U, V):
