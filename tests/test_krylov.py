@@ -21,7 +21,10 @@ model cgm(A: f64[n, n], s: f64, b: f64[n]) -> f64 {
 }
 model nested(A: f64[n, n], b: f64[n]) -> f64[n] {
     op K(v) = A @ v
-    op L(v) = K(K(v)) + v
+    op L(v) {
+        w = K(v)
+        return K(w) + v
+    }
     return gmres(L, b, tol=1e-13)
 }
 model arn(A: f64[n, n], v: f64[n]) -> (f64[n, 7], f64[7, 6]) {
@@ -90,6 +93,14 @@ def test_nested_operators_and_jax_grad_through_the_bridge(data):
     r = jax.grad(lambda A, b: jnp.sum(jnp.linalg.solve(A @ A + jnp.eye(len(b)), b) ** 2), (0, 1))(A, b)
     for gi, ri in zip(g, r):
         assert rel(gi, ri) <= 1e-9
+
+
+def test_vmap_over_right_hand_sides(data):
+    A, _, _ = data
+    bs = np.random.default_rng(4).standard_normal((3, A.shape[0]))
+    xs = jax.vmap(MODS.nested, in_axes=(None, 0))(A, bs)
+    for x, b in zip(xs, bs):
+        assert rel(x, np.linalg.solve(A @ A + np.eye(len(b)), b)) <= 1e-10
 
 
 def test_hessian_vector_product_through_gmres(data):
