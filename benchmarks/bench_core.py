@@ -257,11 +257,7 @@ def main(argv=None) -> int:
         text += ["", "**A result disagreed with JAX (see the `= jax.grad` columns).**"]
     for title, table, _, _ in sections:
         text += ["", f"## {title}", "", table]
-    report = "\n".join(text) + "\n"
-    print(report)
-    if out is not None:
-        out.write_text(report, encoding="utf-8")
-        print(f"(written to {out})")
+    common.publish(text, out)
     return 0 if ok else 1
 
 

@@ -118,11 +118,7 @@ def main(argv=None) -> int:
             "", "## Times", "", table]
     if not ok:
         text += ["", "**A gradient disagreed with jax.grad by more than 1e-8.**"]
-    report = "\n".join(text) + "\n"
-    print(report)
-    if out is not None:
-        out.write_text(report, encoding="utf-8")
-        print(f"(written to {out})")
+    common.publish(text, out)
     return 0 if ok else 1
 
 

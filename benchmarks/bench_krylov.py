@@ -346,11 +346,7 @@ def main(argv=None) -> int:
     if not ok:
         text += ["**A check failed: lagrad's memory grew with maxiter, a lagrad gradient was not finite, or "
                  "the converged gradients disagree by more than 1e-6.**"]
-    report = "\n".join(text) + "\n"
-    print(report)
-    if out is not None:
-        out.write_text(report, encoding="utf-8")
-        print(f"(written to {out})")
+    common.publish(text, out)
     return 0 if ok else 1
 
 

@@ -148,11 +148,7 @@ def main(argv=None) -> int:
             markdown_table(["n", "lagrad forward", "lagrad value_and_grad"], compile_rows)]
     if not ok:
         text += ["", "**A result disagreed with scipy / the explicit adjoint formula by more than 1e-8.**"]
-    report = "\n".join(text) + "\n"
-    print(report)
-    if out is not None:
-        out.write_text(report, encoding="utf-8")
-        print(f"(written to {out})")
+    common.publish(text, out)
     return 0 if ok else 1
 
 

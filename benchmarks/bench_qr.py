@@ -136,11 +136,7 @@ def main(argv=None) -> int:
             f" at n = {min(sizes)} (at larger n the difference is within the noise): a fixed cost of a "
             "few tens of µs per call, which is what separates the two columns at small n.", "",
             "## Results", "", table]
-    report = "\n".join(text) + "\n"
-    print(report)
-    if out is not None:
-        out.write_text(report, encoding="utf-8")
-        print(f"(written to {out})")
+    common.publish(text, out)
     return 0 if ok else 1
 
 

@@ -121,3 +121,13 @@ def machine_description() -> str:
         f"- jax {jax.__version__}, jaxlib {jaxlib.__version__}, devices {[str(d) for d in jax.devices()]}",
         f"- XLA_FLAGS: `{os.environ.get('XLA_FLAGS', '')}`",
     ])
+
+
+def publish(lines, out) -> str:
+    """Print the report (a list of markdown lines) and write it to `out` unless that is None."""
+    report = "\n".join(lines) + "\n"
+    print(report)
+    if out is not None:
+        out.write_text(report, encoding="utf-8")
+        print(f"(written to {out})")
+    return report

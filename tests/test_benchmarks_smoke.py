@@ -1,5 +1,5 @@
-"""The benchmark script runs end to end in its --quick mode (tiny sizes). No timing is asserted:
-timings belong in benchmarks/RESULTS_core.md, not in tests."""
+"""Every benchmark script runs end to end in its --quick mode (tiny sizes). No timing is
+asserted: timings belong in benchmarks/RESULTS_*.md, not in tests."""
 from __future__ import annotations
 
 import os
@@ -7,69 +7,36 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
+# module, extra arguments, what the report must contain
+CASES = [
+    ("bench_core", ["--n-frechet", "4", "--n-inv", "6", "--chain", "8"],
+     ["## 1. frechet_inverse", "## 2. mean(inv(2θ) @ b)", "## 3. Compile time"]),
+    ("bench_expm", ["--sizes", "5", "--scales", "1"], ["## Summary", "## Times", "lagrad ÷ jax.grad"]),
+    ("bench_qr", ["--sizes", "4"],
+     ["## Summary", "## Results", "| square | 4×4", "| tall   | 8×4", "| wide   | 4×8",
+      "agree with jax.grad to 1e-8 relative: yes"]),
+    ("bench_lyap", ["--sizes", "6"], ["## Summary", "## Times", "v&g ÷ forward (jitted)"]),
+    ("bench_blr", ["--sizes", "16", "--configs", "4:2"],
+     ["## Summary", "## Times", "grad: BLR ÷ dense", "| 16 | 4 / 2 (p = 4)"]),
+    ("bench_krylov", ["--n", "24", "--maxiters", "4", "12"],
+     ["## Summary", "## cg", "## gmres", "memory lagrad", "memory unrolled"]),
+]
 
-def test_bench_core_quick(tmp_path):
+
+@pytest.mark.parametrize("module,args,expected", CASES, ids=[c[0] for c in CASES])
+def test_benchmark_quick(module, args, expected, tmp_path):
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])
-    out = tmp_path / "results.md"
-    r = subprocess.run([sys.executable, "-m", "benchmarks.bench_core", "--quick", "--n-frechet", "4",
-                        "--n-inv", "6", "--chain", "8", "--reps", "2", "--out", str(out)],
-                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stdout + r.stderr
-    report = out.read_text(encoding="utf-8")
-    for heading in ("## 1. frechet_inverse", "## 2. mean(inv(2θ) @ b)", "## 3. Compile time", "XLA_FLAGS"):
-        assert heading in report
-
-
-def test_bench_qr_quick(tmp_path):
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])
-    out = tmp_path / "results_qr.md"
-    r = subprocess.run([sys.executable, "-m", "benchmarks.bench_qr", "--quick", "--sizes", "4", "--reps", "2",
+    out = tmp_path / f"{module}.md"
+    r = subprocess.run([sys.executable, "-m", f"benchmarks.{module}", "--quick", *args, "--reps", "2",
                         "--out", str(out)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
     report = out.read_text(encoding="utf-8")
-    for heading in ("## Summary", "## Results", "XLA_FLAGS", "| square | 4×4", "| tall   | 8×4", "| wide   | 4×8"):
-        assert heading in report
-    assert "agree with jax.grad to 1e-8 relative: yes" in report
-
-
-def test_bench_lyap_quick(tmp_path):
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])
-    out = tmp_path / "results_lyap.md"
-    r = subprocess.run([sys.executable, "-m", "benchmarks.bench_lyap", "--quick", "--sizes", "6", "--reps", "2",
-                        "--out", str(out)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stdout + r.stderr
-    report = out.read_text(encoding="utf-8")
-    for heading in ("## Summary", "## Times", "v&g ÷ forward (jitted)", "XLA_FLAGS"):
-        assert heading in report
-
-
-def test_bench_blr_quick(tmp_path):
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])
-    out = tmp_path / "results_blr.md"
-    r = subprocess.run([sys.executable, "-m", "benchmarks.bench_blr", "--quick", "--sizes", "16", "--configs", "4:2",
-                        "--reps", "2", "--out", str(out)], cwd=ROOT, env=env, capture_output=True, text=True,
-                       timeout=600)
-    assert r.returncode == 0, r.stdout + r.stderr
-    report = out.read_text(encoding="utf-8")
-    for heading in ("## Summary", "## Times", "grad: BLR ÷ dense", "| 16 | 4 / 2 (p = 4)", "XLA_FLAGS"):
-        assert heading in report
-
-
-def test_bench_krylov_quick(tmp_path):
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])
-    out = tmp_path / "results_krylov.md"
-    r = subprocess.run([sys.executable, "-m", "benchmarks.bench_krylov", "--quick", "--n", "24", "--maxiters", "4",
-                        "12", "--reps", "2", "--out", str(out)], cwd=ROOT, env=env, capture_output=True, text=True,
-                       timeout=600)
-    assert r.returncode == 0, r.stdout + r.stderr
-    report = out.read_text(encoding="utf-8")
-    for heading in ("## Summary", "## cg", "## gmres", "memory lagrad", "memory unrolled", "XLA_FLAGS"):
-        assert heading in report
-    assert report.count("lagrad's gradient working memory stays flat") == 2
+    for text in expected + ["XLA_FLAGS"]:
+        assert text in report
+    if module == "bench_krylov":
+        assert report.count("lagrad's gradient working memory stays flat") == 2
