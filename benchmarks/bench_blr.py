@@ -138,12 +138,12 @@ def main(argv=None) -> int:
     jax.block_until_ready(jnp.ones(3) + 1)
     res = []
     for n in sizes:
-        for block, rank in configs:
-            if n % block:
+        for bs, rank in configs:
+            if n % bs:
                 continue
-            r = bench_case(mod, n, block, rank, reps, a.dense_max_gb)
+            r = bench_case(mod, n, bs, rank, reps, a.dense_max_gb)
             res.append(r)
-            print(f"n={n} b={block} r={rank}: " + ", ".join(fmt_s(s) for s in r["times"]), flush=True)
+            print(f"n={n} b={bs} r={rank}: " + ", ".join(fmt_s(s) for s in r["times"]), flush=True)
 
     def ratio(v):
         return "—" if v != v else f"{v:.3f}"

@@ -5,7 +5,6 @@ so the `grad` check compares lagrad's derived adjoint with jax.grad). Inputs com
 norms so the rows exercise no squaring, a few, and more than the factor stores (NSQ)."""
 from __future__ import annotations
 
-import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 
 from lagrad.stdlib.expm import expm_factor_impl

@@ -132,3 +132,8 @@ def test_blr_errors():
         lagrad.loads("model f(A: f64[n, n]) -> f64[n, n] { return dense(A) }").f.program
     with pytest.raises(lagrad.LagradError, match="blr"):
         lagrad.loads("model f(D: f64[p, b, b], U: f64[p, p, b, r]) -> f64 {\n P = blr(D, U)\n return 1.0 }").f.program
+    with pytest.raises(lagrad.LagradError, match="does not split into blocks of size 4"):
+        lagrad.loads("model f(A: f64[n, n]) -> f64[n, n] { return dense(block_jacobi(A, block=4)) }").f(np.eye(6))
+    with pytest.raises(lagrad.LagradError) as info:
+        lagrad.loads("model f(A: f64[n, n]) -> f64 {\n return sum(dense(A)) }", name="d.la").f.program
+    assert (info.value.line, info.value.column) == (2, 19)

@@ -4,21 +4,16 @@ models against NumPy, the Arnoldi loss against NumPy, and the driver end to end 
 GMRES iterations against no preconditioner on the easy shift)."""
 from __future__ import annotations
 
-import importlib.util
-import pathlib
 import re
 
 import numpy as np
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-DRIVER = ROOT / "examples" / "blr_preconditioner" / "train.py"
+from example_driver import load_example
+
 
 
 def load_driver():
-    spec = importlib.util.spec_from_file_location("blr_preconditioner_train", DRIVER)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_example("blr_preconditioner/train.py")
 
 
 def test_gmres_history_solves_and_records_residuals():

@@ -4,7 +4,6 @@ The scripts run as subprocesses exactly as a user runs them (PYTHONPATH set to t
 root, so no install is needed); the numerical claims are also checked in-process."""
 from __future__ import annotations
 
-import importlib.util
 import os
 import pathlib
 import re
@@ -15,15 +14,14 @@ import jax
 import numpy as np
 import pytest
 
+from example_driver import load_example
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 
 
 def _load_driver(name):
-    spec = importlib.util.spec_from_file_location(f"lagrad_example_{name}", EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_example(f"{name}.py")
 
 
 def _rel(a, b):

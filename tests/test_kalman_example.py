@@ -2,7 +2,6 @@
 the driver end to end on a short series (gradient check against central differences, loss falls)."""
 from __future__ import annotations
 
-import importlib.util
 import pathlib
 
 import numpy as np
@@ -10,15 +9,14 @@ import scipy.linalg as sla
 
 import lagrad
 
+from example_driver import load_example
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 KALMAN = ROOT / "examples" / "kalman"
 
 
 def load_driver():
-    spec = importlib.util.spec_from_file_location("kalman_fit", KALMAN / "fit.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_example("kalman/fit.py")
 
 
 def reference_nll(F, G, H, R, Y, dt):

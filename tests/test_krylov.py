@@ -139,6 +139,10 @@ ERRORS = [
      3, 21, "no keyword argument `tl`"),
     ("model f(A: f64[n, m], b: f64[m]) -> f64[m] {\n    op K(v) = A @ v\n    return gmres(K, b)\n}",
      3, 12, "must map the right-hand side"),
+    ("model f(A: f64[n, n], b: f64[n]) -> f64[n] {\n    V, H = arnoldi(A, b, 3)\n    return b\n}",
+     2, 20, "must be an operator"),
+    ("model f(A: f64[n, n], b: f64[n]) -> f64[n] {\n    op K(v) = A @ v\n    V, H = arnoldi(K, b, 0)\n    return b\n}",
+     3, 26, "between 1 and"),
 ]
 
 
@@ -153,12 +157,7 @@ def test_operator_errors_have_positions(src, line, col, words):
 
 
 def test_matrix_free_solve_example(capsys):
-    import importlib.util
-    import pathlib
-    path = pathlib.Path(__file__).resolve().parents[1] / "examples" / "matrix_free_solve.py"
-    spec = importlib.util.spec_from_file_location("matrix_free_solve", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    assert mod.main() == 0
+    from example_driver import load_example
+    assert load_example("matrix_free_solve.py").main() == 0
     out = capsys.readouterr().out
     assert "K=op Kᵀ" in out and out.count("gmres(") == 2 and "OK" in out

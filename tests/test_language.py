@@ -118,7 +118,6 @@ def test_errors(src, cls, line, col, msg):
 
 
 def test_user_frechet_block_must_be_linear():
-    import jax.numpy as jnp
     lagrad.primitive("sq_user", lambda x: x * x, frechet="frechet sq_user(x) -> y { dy = dx * dx }")
     f = lagrad.loads("model f(x: f64[n]) -> f64 { return sum(sq_user(x)) }").f
     with pytest.raises(RuleError) as info:

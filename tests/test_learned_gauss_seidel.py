@@ -2,24 +2,18 @@
 driver end to end on a short run (gradient check against central differences, 20-sweep error falls)."""
 from __future__ import annotations
 
-import importlib.util
-import pathlib
 import re
 
 import numpy as np
 import scipy.linalg as sla
 
-import lagrad
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-EXAMPLES = ROOT / "examples"
+from example_driver import load_example
+
 
 
 def load_driver():
-    spec = importlib.util.spec_from_file_location("learned_gauss_seidel", EXAMPLES / "learned_gauss_seidel.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_example("learned_gauss_seidel.py")
 
 
 def textbook_loss(P, A, b, sweeps=5):

@@ -2,7 +2,6 @@
 reference, the Woodbury apply against a dense inverse, and the driver end to end (small)."""
 from __future__ import annotations
 
-import importlib.util
 import pathlib
 
 import jax
@@ -11,14 +10,13 @@ import numpy as np
 
 import lagrad
 
+from example_driver import load_example
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def driver():
-    spec = importlib.util.spec_from_file_location("woodbury_preconditioner", ROOT / "examples" / "woodbury_preconditioner.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_example("woodbury_preconditioner.py")
 
 
 def test_loss_gradient_and_apply_match_references():

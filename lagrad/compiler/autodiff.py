@@ -4,11 +4,10 @@ backwards applying transpose rules, with zero-by-default cotangents summed over 
 Reverse mode is ``transpose(linearize(program))`` — never a hand-written reverse rule."""
 from __future__ import annotations
 
-from typing import Optional
 
 from ..errors import RuleError
 from .builder import Builder, Undef, Val, Zero, is_zero
-from .ir import Eqn, Lit, Namer, Program, Var
+from .ir import Eqn, Namer, Program, Var
 from .primitive import get
 from .types import TensorType
 

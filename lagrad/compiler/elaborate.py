@@ -11,10 +11,9 @@ from ..dsl import ast
 from ..errors import LaNameError, LaTypeError, LagradError
 from .autodiff import _rename_result
 from .builder import Builder, Val, Zero
-from .ir import Lit, Namer, Program, Var
-from .primitive import REGISTRY, get, suggest
+from .primitive import REGISTRY, suggest
 from .scope import DimRef, LoopInt, Scope
-from .types import ShapeError, TensorType, as_dim, dim_eq, dim_symbol, free_dims
+from .types import ShapeError, TensorType, as_dim, dim_eq, dim_symbol
 
 # calls whose positional arguments are dimensions, not values
 DIM_CALLS = {"zeros": "shape", "ones": "shape", "eye": "n"}
@@ -153,8 +152,7 @@ class Elaborator:
             op = scope.lookup(node.left.id)
             if hasattr(op, "apply") and hasattr(op, "instance"):        # `P @ x` for an operator P
                 x = self.single(self.value(node.right, scope), node.right)
-                if hasattr(op, "node"):                                # an `op`: check it is linear
-                    op.instance(self, x.type)
+                op.instance(self, x.type, node)                        # an `op`: checked linear
                 return op.apply(self, x, node)
         prim = {"+": "add", "-": "sub", "*": "mul", "/": "div", "@": "matmul", "**": "pow"}[node.op]
         l = self.single(self.value(node.left, scope), node.left)

@@ -6,7 +6,7 @@ import subprocess
 
 import networkx as nx
 
-from .ir import Lit, Program, Var
+from .ir import Program, Var
 from .printer import rhs_text
 
 

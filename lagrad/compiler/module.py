@@ -4,7 +4,7 @@ from __future__ import annotations
 from ..dsl import ast
 from ..errors import LaNameError, LaTypeError, RuleError
 from . import elementwise as ew
-from .builder import Builder, Val, Zero
+from .builder import Builder, Zero
 from .elaborate import Elaborator, names_in as _dim_names
 from .ir import Namer, Program, Var
 from .passes import CANONICAL, LOWERING, run_passes, typecheck

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from ..errors import LaTypeError
 from .builder import Builder, Val, Zero, is_zero
 from .ir import Namer, Program, Var
+from .scope import Scope
 
 
 MACROS: dict = {}      # name -> object with apply_op(elaborator, call, scope): calls expanded
@@ -61,6 +62,7 @@ class Operator:
     name: str
     prog: Program
     span: object = None
+    captured: list = field(default_factory=list)     # the values the captures are bound to
     _cache: dict = field(default_factory=dict, repr=False)
 
     def __repr__(self):
@@ -163,23 +165,21 @@ class OpValue:
         if len(call.args) != 1:
             raise el.err(LaTypeError, f"operator `{self.name}` takes one argument, got {len(call.args)}", call)
         x = el.single(el.value(call.args[0], scope), call.args[0])
-        self.instance(el, x.type)                   # checks the body is linear in v
+        self.instance(el, x.type, call)             # checks the body is linear in v
         return self.apply(el, x, call)
 
     def apply(self, el, x, node):
-        from .scope import Scope
         inner = Scope({self.param: x}, parent=self.scope)
         out = el.body(self.node.body, inner)
         if isinstance(out, tuple):
             raise el.err(LaTypeError, f"operator `{self.name}` must return one value", self.node)
         return out
 
-    def instance(self, el, in_type) -> Operator:
+    def instance(self, el, in_type, node=None) -> Operator:
         """The body as a linear Program for arguments of `in_type`; checked linear in v."""
         key = (str(in_type), id(el.capture))
         if key in self._instances:
             return self._instances[key]
-        from .scope import Scope
         sub = Builder(Namer(), source=el.source)
         cap = Capture(sub, parent=el.capture)
         v = sub.namer.var(self.param, in_type)
@@ -195,8 +195,7 @@ class OpValue:
         prog = Program(f"{self.name}", [v] + cap.inputs, sub.eqns, [out.atom], kind="operator",
                        path=getattr(self.node.span, "path", "<string>"), source=el.source)
         check_linear(prog, self, el)
-        op = Operator(self.name, prog, self.node.span)
-        op.captured = list(cap.outer)
+        op = Operator(self.name, prog, self.node.span, captured=list(cap.outer))
         self._instances[key] = op
         return op
 

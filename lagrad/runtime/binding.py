@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 
 from ..compiler.primitive import suggest
-from ..compiler.types import TensorType, as_dim, dim_symbol
+from ..compiler.types import TensorType, as_dim
 from ..errors import InputError
 
 _JNP = {"f32": jnp.float32, "f64": jnp.float64}

@@ -9,7 +9,7 @@ import sympy
 from ..compiler.ir import Lit, Program, Var
 from ..compiler.operators import Operator
 from ..compiler.primitive import get
-from ..compiler.types import TensorType, free_dims
+from ..compiler.types import TensorType
 
 RESERVED = {"P", "jax", "jnp", "np"}
 

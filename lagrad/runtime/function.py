@@ -228,7 +228,6 @@ class Function:
         fwd, bwd = c.split()
         r = fwd(*arrays)
         outs, res = tuple(r[:c.n_out]), tuple(r[c.n_out:])
-        out_types = [o.type for o in c.canonical.outputs]
 
         def pullback(*cts):
             if len(cts) == 1 and c.n_out > 1 and isinstance(cts[0], (tuple, list)):

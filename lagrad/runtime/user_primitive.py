@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import sympy
 
 from ..compiler.primitive import Primitive
-from ..compiler.types import FactorType, ShapeError, TensorType, WEAK, as_dim
+from ..compiler.types import FactorType, ShapeError, TensorType, as_dim
 from ..errors import RuleError
 
 _SAMPLES = [1009, 1013, 1019, 1021, 1031, 1033, 1039, 1049, 1051, 1061, 1063, 1069]

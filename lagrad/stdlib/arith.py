@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from ..compiler.builder import Undef, Zero, is_zero
+from ..compiler.builder import Undef, is_zero
 from ..compiler.primitive import Primitive, register
 from . import shapes
 

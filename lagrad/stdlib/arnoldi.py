@@ -19,7 +19,7 @@ class Arnoldi:
     name = "arnoldi"
 
     def apply_op(self, el, node, scope):
-        from .krylov import _operator_arg
+        from .krylov import operator_value
         if node.kwargs or len(node.args) != 3:
             raise el.err(LaTypeError, "`arnoldi` takes an operator, a start vector and a step count: "
                          "`V, H = arnoldi(K, v, k)`", node)
@@ -30,10 +30,8 @@ class Arnoldi:
         if not 1 <= k <= MAX_STEPS:
             raise el.err(LaTypeError, f"arnoldi: the step count must be between 1 and {MAX_STEPS}, got {k}",
                          node.args[2])
-        K = scope.lookup(node.args[0].id) if hasattr(node.args[0], "id") else None
-        if not hasattr(K, "apply"):
-            _operator_arg(el, node.args[0], scope, "the first argument of `arnoldi`", v.type)   # raises
-        K.instance(el, v.type)                           # checks linearity (and the shape below)
+        K = operator_value(el, node.args[0], scope, "the first argument of `arnoldi`")
+        K.instance(el, v.type, node)                     # checks linearity (and the shape below)
         el.b.span = node.span
         b = el.b
         zero = b.lit(0.0)

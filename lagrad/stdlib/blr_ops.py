@@ -13,6 +13,8 @@ from __future__ import annotations
 from ..compiler.builder import Builder, Val
 from ..compiler.ir import Namer, Program
 from ..compiler.operators import MACROS, Capture, Operator
+from ..compiler.primitive import get
+from ..dsl import ast
 from ..errors import LaTypeError
 
 
@@ -41,9 +43,6 @@ class BlrValue:
         return el.emit("blr_apply", self.factors(el) + [x], {}, node)
 
     def instance(self, el, in_type, node=None) -> Operator:
-        return self.operator_for(el, in_type, node)
-
-    def operator_for(self, el, in_type, node) -> Operator:
         """The operator program v ↦ blr_apply(D, U, V, v), closing over the factors."""
         key = (str(in_type), id(el.capture))
         if key not in self._instances:
@@ -58,14 +57,11 @@ class BlrValue:
                 raise LaTypeError(f"the BLR operator cannot apply to {in_type}: {e}",
                                   span=getattr(node, "span", None) or el.b.span, source=el.source) from None
             prog = Program("blr", [v] + cap.inputs, sub.eqns, [out.atom], kind="operator", source=el.source)
-            op = Operator("blr", prog, getattr(node, "span", None))
-            op.captured = list(cap.outer)
-            self._instances[key] = op
+            self._instances[key] = Operator("blr", prog, getattr(node, "span", None), captured=list(cap.outer))
         return self._instances[key]
 
 
 def _one_value(el, node, scope, what):
-    from ..dsl import ast
     v = scope.lookup(node.id) if isinstance(node, ast.Name) else el.expr(node, scope)
     if isinstance(v, BlrValue):
         return v
@@ -81,7 +77,6 @@ class _Blr:
                          "U, V [p, p, b, r]", node)
         D, U, V = (el.single(el.value(a, scope), a) for a in node.args)
         try:                                     # the factors' shapes are checked by blr_dense's rule
-            from ..compiler.primitive import get
             get("blr_dense").shape([D.type, U.type, V.type], {})
         except Exception as e:
             raise el.err(LaTypeError, f"`blr`: {e}", node) from None

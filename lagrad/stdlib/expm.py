@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import jax.scipy.linalg as jsl
 import sympy
 
 from ..compiler.builder import expect, is_zero
@@ -38,7 +37,7 @@ from ..compiler.passes import emit_as, resolve_transpose
 from ..compiler.primitive import Primitive, register
 from ..compiler.types import FactorType, TensorType, dim_eq, fmt_shape, promote
 from . import shapes
-from .linalg import _factor_arg, _linear_in_b
+from .linalg import _factor, _factor_arg, _linear_in_b
 
 # [13/13] Padé coefficients b₀ … b₁₃ and θ₁₃, the largest ‖A‖₁ it is accurate for in float64
 # (Higham 2005, Table 2.3).
@@ -143,20 +142,15 @@ def _expm_frechet_shape(types, params):
     return _square_pair(types[0], types[1], "expm_frechet")
 
 
-def _factor_of(b, A):
-    name = f"{A.name}_expm" if hasattr(A, "name") else "expm"
-    return b.emit("expm_factor", b.wrap(A), name=name)
-
-
 def _lower_expm(b, e, prod):
     """expm(A) → expm_value(expm_factor(A)), sharing the factor with the adjoint's applies."""
-    return emit_as(b, e, "expm_value", (_factor_of(b, e.inputs[0]).atom,))
+    return emit_as(b, e, "expm_value", (_factor(b, e.inputs[0], "expm").atom,))
 
 
 def _lower_expm_frechet(b, e, prod):
     """expm_frechet(A, E) → expm_frechet_apply(expm_factor(A), E); with Aᵀ: trans=true."""
     A, trans = resolve_transpose(e.inputs[0], prod)
-    return emit_as(b, e, "expm_frechet_apply", (_factor_of(b, A).atom, e.inputs[1]), {"trans": trans})
+    return emit_as(b, e, "expm_frechet_apply", (_factor(b, A, "expm").atom, e.inputs[1]), {"trans": trans})
 
 
 def _expm_frechet_frechet(b, x, dx, y, p):

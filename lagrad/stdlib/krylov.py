@@ -25,8 +25,9 @@ import jax
 import jax.numpy as jnp
 
 from ..compiler.builder import is_zero
-from ..compiler.operators import OpValue, Operator, apply_tangent
-from ..compiler.primitive import Primitive, register
+from ..compiler.operators import Operator, apply_tangent
+from ..compiler.primitive import Primitive, register, suggest
+from ..dsl import ast
 from ..compiler.types import ShapeError, TensorType, dim_eq, fmt_shape
 from ..errors import LaNameError, LaTypeError
 
@@ -140,20 +141,23 @@ def _solver_shape(name):
     return shape
 
 
-def _operator_arg(el, node, scope, what, b_type):
-    from ..dsl import ast
+def operator_value(el, node, scope, what):
+    """The operator a name denotes: an `op` closure or a BLR operator (anything with
+    `apply(el, x, node)` and `instance(el, in_type, node)`), or a LagradError at `node`."""
     if not isinstance(node, ast.Name):
         raise el.err(LaTypeError, f"{what} must be the name of an operator (`op K(v) = ...`)", node)
     v = scope.lookup(node.id)
     if v is None:
-        from ..compiler.primitive import suggest
         raise el.err(LaNameError, f"unknown operator `{node.id}`" + suggest(node.id, list(scope.all_names())), node)
-    if isinstance(v, OpValue):
-        return v.instance(el, b_type)
-    if hasattr(v, "operator_for"):                     # operator-like values (BLR)
-        return v.operator_for(el, b_type, node)
+    if hasattr(v, "apply") and hasattr(v, "instance"):
+        return v
     raise el.err(LaTypeError, f"{what} must be an operator (`op {node.id}(v) = ...`), but `{node.id}` is a value; "
                  f"for a dense matrix A write `op {node.id}(v) = A @ v`", node)
+
+
+def _operator_arg(el, node, scope, what, b_type) -> Operator:
+    """The operator program a solver applies to arguments of `b_type`."""
+    return operator_value(el, node, scope, what).instance(el, b_type, node)
 
 
 def _elaborate_solver(name, numeric_kwargs):
@@ -172,7 +176,6 @@ def _elaborate_solver(name, numeric_kwargs):
                     raise el.err(LaNameError, f"keyword argument `{kw.name}` given twice", kw)
                 params[kw.name] = el.kwarg_value(kw, scope)
             else:
-                from ..compiler.primitive import suggest
                 raise el.err(LaNameError, f"`{name}` has no keyword argument `{kw.name}`" +
                              (suggest(kw.name, list(numeric_kwargs) + ["M"]) or
                               f"; it takes {', '.join(list(numeric_kwargs) + ['M'])}"), kw)
@@ -224,5 +227,3 @@ register(Primitive(
     max_args=2, math="x = K⁻¹ b (restarted GMRES)", elaborate=_elaborate_solver("gmres", _GMRES_KW),
     frechet=_frechet("gmres"), transpose=_transpose("gmres", symmetric=False),
     doc="Solve K x = b for a general operator K; implicit gradients."))
-
-__all__ = ["cg_impl", "gmres_impl", "Operator"]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import jax.numpy as jnp
 import sympy
 
-from ..compiler.builder import expect, is_zero
+from ..compiler.builder import expect
 from ..compiler.primitive import Primitive, register
-from ..compiler.types import ShapeError, TensorType, WEAK, as_dim
+from ..compiler.types import TensorType, WEAK
 from . import shapes
 
 
