@@ -11,6 +11,7 @@ from ..dsl import ast
 from ..errors import LaNameError, LaTypeError, LagradError
 from .autodiff import _rename_result
 from .builder import Builder, Val, Zero
+from .operators import OpValue
 from .primitive import REGISTRY, suggest
 from .scope import DimRef, LoopInt, Scope
 from .types import ShapeError, TensorType, as_dim, dim_eq, dim_symbol
@@ -18,6 +19,13 @@ from .types import ShapeError, TensorType, as_dim, dim_eq, dim_symbol
 # calls whose positional arguments are dimensions, not values
 DIM_CALLS = {"zeros": "shape", "ones": "shape", "eye": "n"}
 MAX_INLINE_DEPTH = 64
+# Expressions are evaluated by recursion (value → expr → e_Call → value ...), a few Python frames
+# per level. Past DEEP levels, `expr` switches to `_expr_deep`: the subexpressions at every
+# STEP-th height are evaluated first, bottom-up, so no evaluation recurses more than ~DEEP
+# levels and 1000-deep `exp(exp(...))` or 10 000-term sums elaborate within Python's default
+# recursion limit (docs/robustness.md).
+DEEP, STEP = 40, 20
+_UNSET = object()
 
 
 class NeedDims(LagradError):
@@ -41,6 +49,8 @@ class Elaborator:
         self.inline_stack = []
         self.inherit = None                    # (prim name, params) inside a frechet text rule
         self.capture = None                    # operators.Capture while elaborating an operator body
+        self._nest = 0                         # expression nesting of the current evaluation
+        self._done = {}                        # id(node) -> value, deep subexpressions done first
 
     # ---- errors ------------------------------------------------------------------------------
     def err(self, cls, msg, node, hint=None):
@@ -48,7 +58,27 @@ class Elaborator:
 
     # ---- dimensions ---------------------------------------------------------------------------
     def dim(self, node, scope) -> sympy.Expr:
-        """Evaluate a dimension expression: integers, dimension names, loop variables, + - *."""
+        """Evaluate a dimension expression: integers, dimension names, loop variables, + - *.
+        Iterative (post-order over an explicit stack), so any nesting depth is fine."""
+        todo, vals = [(node, False)], []
+        while todo:
+            n, ready = todo.pop()
+            if isinstance(n, ast.Neg):
+                if ready:
+                    vals.append(-vals.pop())
+                else:
+                    todo += [(n, True), (n.operand, False)]
+            elif isinstance(n, ast.BinOp) and n.op in "+-*":
+                if ready:
+                    r, l = vals.pop(), vals.pop()
+                    vals.append(sympy.expand(l + r if n.op == "+" else l - r if n.op == "-" else l * r))
+                else:
+                    todo += [(n, True), (n.right, False), (n.left, False)]
+            else:
+                vals.append(self._dim_leaf(n, scope))
+        return vals[0]
+
+    def _dim_leaf(self, node, scope) -> sympy.Expr:
         if isinstance(node, ast.Num):
             if not isinstance(node.value, int):
                 raise self.err(LaTypeError, f"expected an integer or a dimension, got `{node.value}`", node)
@@ -63,11 +93,6 @@ class Elaborator:
                 raise self.err(LaNameError, f"unknown dimension `{node.id}`" +
                                suggest(node.id, self._dim_names(scope)), node)
             raise self.err(LaTypeError, f"`{node.id}` is a value, not an integer or a dimension", node)
-        if isinstance(node, ast.Neg):
-            return -self.dim(node.operand, scope)
-        if isinstance(node, ast.BinOp) and node.op in "+-*":
-            l, r = self.dim(node.left, scope), self.dim(node.right, scope)
-            return sympy.expand(l + r if node.op == "+" else l - r if node.op == "-" else l * r)
         raise self.err(LaTypeError, "expected an integer or a dimension expression (integers, "
                        "dimension names, + - *)", node)
 
@@ -108,10 +133,49 @@ class Elaborator:
         raise self.err(LaTypeError, f"`{_text(node)}` is not a value", node)
 
     def expr(self, node, scope):
+        done = self._done.get(id(node), _UNSET)
+        if done is not _UNSET:
+            return done
+        if self._nest >= DEEP:
+            return self._expr_deep(node, scope)
         m = getattr(self, "e_" + type(node).__name__, None)
         if m is None:
             raise self.err(LaTypeError, f"{type(node).__name__} is not allowed here", node)
-        return m(node, scope)
+        self._nest += 1
+        try:
+            return m(node, scope)
+        finally:
+            self._nest -= 1
+
+    def _expr_deep(self, root, scope):
+        """Evaluate a deeply nested expression with bounded recursion: its value subexpressions
+        (see `_value_children`) at heights STEP, 2·STEP, ... are evaluated first, bottom-up, and
+        remembered for the one evaluation of `root` that follows. Expressions have no side
+        effects, so only the order of the emitted equations changes."""
+        heights, order, todo = {}, [], [(root, False)]
+        while todo:                                  # post-order, iterative
+            n, ready = todo.pop()
+            kids = _value_children(n, scope, self)
+            if ready:
+                heights[id(n)] = h = 1 + max((heights[id(k)] for k in kids), default=-1)
+                if n is not root and h > 0 and h % STEP == 0:
+                    order.append(n)
+            elif id(n) not in heights:
+                todo.append((n, True))
+                todo += [(k, False) for k in reversed(kids)]
+        saved, added = self._nest, []
+        try:
+            for n in order:
+                self._nest = 0
+                value = self.expr(n, scope)
+                self._done[id(n)] = value
+                added.append(id(n))
+            self._nest = 0
+            return self.expr(root, scope)
+        finally:
+            self._nest = saved
+            for k in added:
+                del self._done[k]
 
     def e_Num(self, node, scope):
         return self.b.lit(node.value)
@@ -398,13 +462,42 @@ class _SpanHolder:
 
 
 def names_in(node):
-    if isinstance(node, ast.Name):
-        return [node.id]
+    """The dimension names in a dimension expression, left to right (iterative)."""
+    out, todo = [], [node]
+    while todo:
+        n = todo.pop()
+        if isinstance(n, ast.Name):
+            out.append(n.id)
+        elif isinstance(n, ast.BinOp):
+            todo += [n.right, n.left]
+        elif isinstance(n, ast.Neg):
+            todo.append(n.operand)
+    return out
+
+
+def _value_children(node, scope, el) -> list:
+    """The subexpressions of `node` that are evaluated as values in the same scope (so may be
+    evaluated ahead of it): operands, an index's base, the arguments of primitives, `fn` helpers
+    and operators. Dimension positions (indices, `zeros(n)`), keyword arguments and operator
+    names are left out."""
     if isinstance(node, ast.BinOp):
-        return names_in(node.left) + names_in(node.right)
-    if isinstance(node, ast.Neg):
-        return names_in(node.operand)
-    return []
+        return [node.left, node.right]
+    if isinstance(node, (ast.Neg, ast.Transpose)):
+        return [node.operand]
+    if isinstance(node, ast.Index):
+        return [node.base]
+    if not isinstance(node, ast.Call) or node.func in DIM_CALLS:
+        return []
+    target = scope.lookup(node.func)
+    if target is None:
+        target = el.ctx.lookup_callable(node.func)
+    if isinstance(target, (ast.FnDef, OpValue)):
+        return list(node.args)
+    if getattr(target, "impl", None) is None:
+        return []
+    if target.elaborate is None:
+        return list(node.args)
+    return list(node.args[1:2]) if target.name in ("cg", "gmres") else []
 
 
 def _opname(prim):

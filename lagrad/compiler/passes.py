@@ -148,6 +148,8 @@ def tidy_names(prog: Program, out_names=None) -> Program:
             want[id(o)] = name
             taken.add(name)
     new, count = {}, 0
+    namer = Namer(taken)                    # one namer: its counters keep renaming linear
+    taken = namer.taken
     for e in prog.eqns:
         for o in e.outputs:
             if id(o) in want:
@@ -159,7 +161,7 @@ def tidy_names(prog: Program, out_names=None) -> Program:
                 name = f"t{count}"
             else:
                 base = _SUFFIX.sub("", o.name)
-                name = base if base not in taken else Namer(taken).fresh(base)
+                name = base if base not in taken else namer.fresh(base)
             taken.add(name)
             new[id(o)] = Var(name, o.type) if name != o.name else o
     def r(a):
