@@ -7,15 +7,18 @@ import sys
 import time
 import traceback
 
+from .errors import LagradError
+
 
 def _dims(text):
     out = {}
     if not text:
         return out
     for item in text.split(","):
-        if "=" not in item:
-            raise SystemExit(f"lagrad: --dims takes name=value pairs, got `{item}`")
-        k, v = item.split("=", 1)
+        k, _, v = item.partition("=")
+        if not k.strip().isidentifier() or not v.strip().isdigit():
+            raise LagradError(f"--dims takes name=value pairs with positive integer values, "
+                              f"like `--dims n=8,m=3`; got `{item}`")
         out[k.strip()] = int(v)
     return out
 
@@ -32,6 +35,14 @@ def cmd_show(a):
             f = f.specialize(**_dims(a.dims))
         wrt = a.wrt.split(",") if a.wrt else None
         prog = f.adjoint(wrt) if a.adjoint else f.tangent(wrt) if a.tangent else f.program
+        if a.render:
+            from .compiler.graph import render
+            out = a.output if a.output and not k else f"{prog.name}_{prog.kind}.{a.render}"
+            data = render(prog, a.render)        # before opening: no empty file on failure
+            with open(out, "wb") as fh:
+                fh.write(data)
+            print(f"wrote {out}")
+            continue
         text = {"text": str, "dot": lambda p: p.to_dot(), "python": lambda p: p.to_python()}[a.format](prog)
         if k:
             print()
@@ -58,13 +69,18 @@ def cmd_run(a):
     import lagrad
     mod = lagrad.load(a.file)
     f = mod[a.model]
-    with np.load(a.inputs) as data:
-        kwargs = {k: data[k] for k in data.files}
+    try:
+        with np.load(a.inputs, allow_pickle=False) as data:
+            kwargs = {k: data[k] for k in data.files}
+    except (OSError, ValueError) as e:
+        raise LagradError(f"cannot read the inputs {a.inputs}: {e}") from None
+    if a.grad:
+        names = [n.strip() for n in a.grad.split(",")]
+        f.grad(names)                          # unknown names fail here, before any work
     out = f(**kwargs)
     outs = out if isinstance(out, tuple) else (out,)
     result = {f"out{k}" if len(outs) > 1 else "out": np.asarray(o) for k, o in enumerate(outs)}
     if a.grad:
-        names = a.grad.split(",")
         g = f.grad(names)(**kwargs)
         result.update({f"grad_{n}": np.asarray(x) for n, x in zip(names, g)})
     if a.out:
@@ -112,35 +128,39 @@ def cmd_bench(a):
 
 def parser():
     p = argparse.ArgumentParser(prog="lagrad", description="Compile .la models, show derived adjoints, check gradients.")
+    common = argparse.ArgumentParser(add_help=False)      # --debug works before or after the command
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show Python tracebacks")
     p.add_argument("--debug", action="store_true", help="show Python tracebacks")
     sub = p.add_subparsers(dest="cmd", required=True)
-    s = sub.add_parser("show", help="print a model's program, tangent or adjoint")
+
+    def command(name, run, help):
+        c = sub.add_parser(name, help=help, parents=[common])
+        c.set_defaults(run=run)
+        return c
+
+    s = command("show", cmd_show, "print a model's program, tangent or adjoint")
     s.add_argument("file"); s.add_argument("--model")
     g = s.add_mutually_exclusive_group()
     g.add_argument("--adjoint", action="store_true"); g.add_argument("--tangent", action="store_true")
     s.add_argument("--wrt"); s.add_argument("--dims")
     s.add_argument("--format", choices=["text", "dot", "python"], default="text")
-    s.set_defaults(run=cmd_show)
-    c = sub.add_parser("check", help="compare derived gradients and tangents with finite differences")
+    s.add_argument("--render", choices=["svg", "png"],
+                   help="draw the graph with Graphviz's `dot` into a file (see --output)")
+    s.add_argument("-o", "--output", help="the file --render writes (default MODEL_KIND.svg|png)")
+    c = command("check", cmd_check, "compare derived gradients and tangents with finite differences")
     c.add_argument("file"); c.add_argument("--model"); c.add_argument("--dims")
     c.add_argument("--seed", type=int, default=0)
-    c.set_defaults(run=cmd_check)
-    r = sub.add_parser("run", help="run a model on inputs from an .npz file")
+    r = command("run", cmd_run, "run a model on inputs from an .npz file")
     r.add_argument("file"); r.add_argument("--model", required=True); r.add_argument("--inputs", required=True)
     r.add_argument("--grad"); r.add_argument("--out")
-    r.set_defaults(run=cmd_run)
-    b = sub.add_parser("bench", help="time the forward and gradient programs")
+    b = command("bench", cmd_bench, "time the forward and gradient programs")
     b.add_argument("file"); b.add_argument("--model", required=True); b.add_argument("--dims")
     b.add_argument("--repeat", type=int, default=30)
-    b.set_defaults(run=cmd_bench)
     return p
 
 
 def main(argv=None):
-    from .errors import LagradError
     args = parser().parse_args(argv)
-    if "--debug" in sys.argv[1:] if argv is None else "--debug" in argv:
-        args.debug = True
     try:
         return args.run(args)
     except LagradError as e:

@@ -158,13 +158,24 @@ def transpose(tp: Program, lin_inputs: list, lin_outputs: list, ct_names=None,
     def bar(v):
         return tangent_of.get(v.name, v.name) + "_bar"
 
+    namer.taken |= set(tangent_of.values())     # `t8_bar` must not meet a new, unrelated `t8`
     ct: dict = {}
+    ct_from: dict = {}       # id(var) -> index of the first equation that may define its cotangent
 
-    def accumulate(v, c):
+    def accumulate(v, c, start):
+        """Sum the contributions to v's cotangent; the total is named `v_bar` once complete."""
         if is_zero(c):
             return
         prev = ct.get(id(v))
-        ct[id(v)] = c if prev is None else prev + c
+        if prev is None:
+            ct[id(v)], ct_from[id(v)] = c, start
+        else:
+            ct_from[id(v)] = len(b.eqns)
+            ct[id(v)] = prev + c
+
+    def complete(v):
+        c = ct.pop(id(v), None)
+        return None if c is None else _rename_result(b, ct_from.pop(id(v)), c, bar(v))
 
     ct_inputs = []
     for k, o in enumerate(lin_outputs):
@@ -172,12 +183,12 @@ def transpose(tp: Program, lin_inputs: list, lin_outputs: list, ct_names=None,
         c = namer.var(name, o.type)
         ct_inputs.append(c)
         if isinstance(o, Var) and (id(o) in lin_ids or any(o in e.outputs for e in lin)):
-            accumulate(o, b.wrap(c))
+            accumulate(o, b.wrap(c), len(b.eqns))
     lin_set = set(lin_ids)
     for e in lin:
         lin_set.update(id(o) for o in e.outputs)
     for e in reversed(lin):
-        cts = [ct.pop(id(o), None) for o in e.outputs]
+        cts = [complete(o) for o in e.outputs]
         if all(c is None for c in cts):
             continue
         p = get(e.prim)
@@ -193,13 +204,12 @@ def transpose(tp: Program, lin_inputs: list, lin_outputs: list, ct_names=None,
         res = p.transpose(b, cvals, ins, [b.wrap(o) for o in e.outputs], e.param_dict)
         for a, r, inp in zip(e.inputs, res, ins):
             if isinstance(inp, Undef) and not is_zero(r):
-                r = _rename_result(b, start, r, bar(a))
-                accumulate(a, r)
+                accumulate(a, r, start)
     b.span, b.origin = None, None
     outs = []
     for v in lin_inputs:
-        c = ct.get(id(v))
-        c = b.materialize(b.zero(v.type)) if c is None else _rename_result(b, 0, c, bar(v))
+        c = complete(v)
+        c = b.materialize(b.zero(v.type)) if c is None else c
         outs.append(c.atom)
     nonlin_inputs = [v for v in tp.inputs if id(v) not in lin_ids]
     return tp.copy(inputs=nonlin_inputs + ct_inputs, eqns=b.eqns, outputs=list(keep_outputs) + outs,

@@ -93,6 +93,20 @@ class Builder:
     def lit(self, value) -> Val:
         return Val(Lit(float(value)), self)
 
+    def _defining(self, atom):
+        """The equation that defines `atom` (an index kept up to date incrementally)."""
+        if not isinstance(atom, Var):
+            return None
+        idx = self.__dict__.setdefault("_def_index", [None, 0, {}])
+        if idx[0] is not self.eqns or idx[1] > len(self.eqns):
+            idx[:] = [self.eqns, 0, {}]
+        for e in self.eqns[idx[1]:]:
+            for o in e.outputs:
+                idx[2][id(o)] = e
+        idx[1] = len(self.eqns)
+        e = idx[2].get(id(atom))
+        return e if e is not None and any(o is atom for o in e.outputs) else None
+
     def zero(self, type_) -> Zero:
         return Zero(type_, self)
 
@@ -122,6 +136,11 @@ class Builder:
         primitive with a zero in a linear slot gives zero; a jointly linear one gives zero when
         every linear input is zero; otherwise zeros are materialized."""
         p = get(prim_name)
+        if prim_name == "transpose" and len(inputs) == 1 and isinstance(inputs[0], Val) \
+                and not isinstance(inputs[0], Zero):
+            inner = self._defining(inputs[0].atom)
+            if inner is not None and inner.prim == "transpose":       # (xᵀ)ᵀ = x
+                return self.wrap(inner.inputs[0])
         zpos = [i for i, v in enumerate(inputs) if isinstance(v, Zero)]
         if zpos:
             simplified = self._simplify_zeros(p, inputs, zpos, params)

@@ -58,10 +58,28 @@ def to_dot(prog: Program) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_svg(prog: Program):
-    """SVG text through Graphviz's `dot` when installed, else None (Jupyter then shows text)."""
+GRAPHVIZ_MISSING = ("drawing a program needs Graphviz's `dot` program on PATH, and it is not installed "
+                    "(Debian/Ubuntu: `apt install graphviz`; macOS: `brew install graphviz`; conda: "
+                    "`conda install graphviz`); `--format dot` prints the graph's DOT text without it")
+
+
+def render(prog: Program, fmt: str = "svg") -> bytes:
+    """The program's graph drawn by Graphviz's `dot` as SVG or PNG bytes; a LagradError saying
+    how to install Graphviz when `dot` is missing."""
+    from ..errors import LagradError
     exe = shutil.which("dot")
     if exe is None:
+        raise LagradError(GRAPHVIZ_MISSING)
+    r = subprocess.run([exe, f"-T{fmt}"], input=to_dot(prog).encode(), capture_output=True, timeout=120)
+    if r.returncode != 0:
+        raise LagradError(f"Graphviz's `dot -T{fmt}` failed: {r.stderr.decode(errors='replace').strip()}")
+    return r.stdout
+
+
+def render_svg(prog: Program):
+    """SVG text through Graphviz's `dot` when installed, else None (Jupyter then shows text)."""
+    from ..errors import LagradError
+    try:
+        return render(prog, "svg").decode()
+    except LagradError:
         return None
-    r = subprocess.run([exe, "-Tsvg"], input=to_dot(prog), capture_output=True, text=True, timeout=60)
-    return r.stdout if r.returncode == 0 else None

@@ -92,9 +92,17 @@ class Program:
         from ..runtime.codegen import generate_source
         return generate_source(self)
 
-    def _repr_svg_(self):  # Jupyter: a rendered graph when Graphviz is installed
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        """Jupyter: the rendered graph when Graphviz is installed, and the highlighted text
+        (front ends show the richest they support; plain text always)."""
         from .graph import render_svg
-        return render_svg(self)
+        from .printer import format_html
+        bundle = {"text/plain": str(self), "text/html": format_html(self)}
+        svg = render_svg(self)
+        if svg is not None:
+            bundle["image/svg+xml"] = svg
+            bundle.pop("text/html")             # HTML would outrank the drawing
+        return bundle
 
     def vars(self):
         seen = {}

@@ -128,7 +128,7 @@ def share_factorizations(prog: Program) -> Program:
     return dce(cse(rewrite_each(prog, _lower_rule)))
 
 
-_TEMP = re.compile(r"^d?t(_\d+)*(_bar)?(_\d+)*$")
+_TEMP = re.compile(r"^d?t\d*(_\d+)*(_bar)?(_\d+)*$")   # t, t_1, t8, dt8, t8_bar: temporaries
 _SUFFIX = re.compile(r"(_\d+)+$")
 
 

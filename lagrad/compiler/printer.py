@@ -2,7 +2,9 @@
 and on every line the source line it comes from (``# from model.la:3 (inv)``)."""
 from __future__ import annotations
 
+import html
 import os
+import re
 
 from .ir import Lit, Program, Var
 from .primitive import REGISTRY
@@ -69,7 +71,8 @@ def format_program(prog: Program) -> str:
     """The program's text, preceded by the operators its solvers use (`op Kᵀ(w)` derived by
     transposing `op K(v)`'s body), each with the values it closes over."""
     ops = _operators_used(prog, {})
-    parts = [_format_one(op.prog, head=f"op {op.name}({op.prog.inputs[0].name}: {op.prog.inputs[0].type}) "
+    from .passes import tidy_names
+    parts = [_format_one(tidy_names(op.prog, [f"{op.name}{op.prog.inputs[0].name}"]), head=f"op {op.name}({op.prog.inputs[0].name}: {op.prog.inputs[0].type}) "
                          f"closing over ({', '.join(f'{v.name}: {v.type}' for v in op.prog.inputs[1:])})")
              for op in ops]
     return "\n\n".join(parts + [_format_one(prog)])
@@ -87,3 +90,22 @@ def _format_one(prog: Program, head=None) -> str:
     width = min(width, 72)
     body = [f"{l.ljust(width)}  {c}".rstrip() if c else l for l, c in lines]
     return "\n".join([head + ":"] + body + [f"    return {outs}"])
+
+
+_TOKENS = re.compile(r"(?P<comment>#.*$)|(?P<head>^(?:primal|adjoint|tangent|forward|backward|hvp|op)\b)"
+                     r"|(?P<kw>\breturn\b|\bclosing over\b)|(?P<type>\b[fi](?:32|64)(?:\[[^\]]*\])?)"
+                     r"|(?P<bar>\b\w+_bar\b)", re.M)
+_STYLE = {"comment": "color:#6a737d", "head": "color:#6f42c1;font-weight:bold", "kw": "color:#d73a49",
+          "type": "color:#005cc5", "bar": "color:#b31d28"}
+
+
+def format_html(prog: Program) -> str:
+    """The program's text as highlighted HTML (Jupyter): comments, types, cotangents."""
+    text = format_program(prog)
+    out, pos = [], 0
+    for m in _TOKENS.finditer(text):
+        out.append(html.escape(text[pos:m.start()]))
+        out.append(f'<span style="{_STYLE[m.lastgroup]}">{html.escape(m.group())}</span>')
+        pos = m.end()
+    out.append(html.escape(text[pos:]))
+    return '<pre style="line-height:1.3">' + "".join(out) + "</pre>"

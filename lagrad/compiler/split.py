@@ -2,8 +2,11 @@
 backward part (residuals + cotangents → gradients): what a vjp with saved residuals needs."""
 from __future__ import annotations
 
+import sympy
+
 from .ir import Program, Var
 from .passes import dce
+from .types import TensorType, as_dim
 
 
 def split_adjoint(adj: Program, n_primal_in: int, n_out: int):
@@ -23,6 +26,40 @@ def split_adjoint(adj: Program, n_primal_in: int, n_out: int):
         if isinstance(a, Var) and id(a) not in dep and id(a) not in seen:
             seen.add(id(a))
             residuals.append(a)
+    residuals += _dimension_carriers(bwd, residuals + list(ct_inputs), primal_inputs, seen)
     f = dce(adj.copy(inputs=list(primal_inputs), eqns=fwd, outputs=list(outputs) + residuals, kind="forward"))
     b = adj.copy(inputs=residuals + list(ct_inputs), eqns=bwd, outputs=list(grads), kind="backward")
     return f, b
+
+
+def _names(x) -> set:
+    if isinstance(x, tuple):
+        return set().union(*map(_names, x)) if x else set()
+    return {s.name for s in x.free_symbols} if isinstance(x, sympy.Basic) else set()
+
+
+def _alone(v) -> set:
+    t = v.type
+    return {as_dim(d).name for d in t.shape if as_dim(d).is_Symbol} if isinstance(t, TensorType) else set()
+
+
+def _dimension_carriers(bwd, inputs, primal_inputs, seen) -> list:
+    """Primal inputs passed on to the backward part only so that it can bind a dimension its
+    equations use but its residuals do not show alone (``k`` when every residual is n × n but a
+    cotangent is padded to n × (n + k)); they are references, not copies."""
+    def dims_of(v):
+        return _names(tuple(as_dim(d) for d in v.type.shape)) if isinstance(v.type, TensorType) else set()
+    needed = set()
+    for e in bwd:
+        needed |= set().union(*(dims_of(o) for o in e.outputs)) if e.outputs else set()
+        for _, val in e.params:
+            needed |= _names(val)
+    have = set().union(*(dims_of(v) for v in inputs)) if inputs else set()
+    out = []
+    for d in sorted(needed - have):
+        carrier = next((v for v in primal_inputs if d in _alone(v)), None)
+        if carrier is not None and id(carrier) not in seen:
+            seen.add(id(carrier))
+            out.append(carrier)
+            have |= dims_of(carrier)
+    return out

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..compiler.ir import Lit, Var
 from ..compiler.primitive import REGISTRY
 from ..compiler.types import as_dim, dim_symbol
 
@@ -23,20 +24,71 @@ class CheckRow:
     ok: bool
 
 
-def input_domains(prog) -> dict:
-    """Input name -> domain, from the primitives that consume each input directly."""
+_RANK = {"spd": 3, "stable": 2, "contractive": 2, "wellcond": 1, "fullrank": 1, "positive": 1}
+
+
+def _want(out, name, dom):
+    if dom and _RANK.get(dom, 0) > _RANK.get(out.get(name), 0):
+        out[name] = dom
+
+
+def _operator_domains(op, dom_of_K) -> dict:
+    """Captured-value domains of an operator: what its body needs, and for a solver's K the
+    matrices applied to v (A in ``op K(v) = A @ v`` or ``2 * A @ v``) get the solver's domain."""
+    return value_domains(op.prog, applied=(op.prog.inputs[0], dom_of_K) if dom_of_K else None)
+
+
+def value_domains(prog, applied=None) -> dict:
+    """Value name -> the domain a sampler must respect, from the primitives that consume it
+    (SPD for cholesky and `assume="pos"` solves, stable for lyap, ρ < 1 for dlyap, full rank
+    for qr, SPD operators for cg), pulled back through transposes and positive scalings."""
     out = {}
     for e in prog.eqns:
+        if applied and e.prim == "matmul" and e.inputs[1] is applied[0] and isinstance(e.inputs[0], Var):
+            _want(out, e.inputs[0].name, applied[1])
+        p = REGISTRY.get(e.prim)
         for pos, a in enumerate(e.inputs):
-            if not any(a is v for v in prog.inputs):
+            if not isinstance(a, Var):
                 continue
-            p = REGISTRY.get(e.prim)
             dom = p.domains.get(pos) if p is not None else None
-            if e.prim in ("solve", "chol_factor") and pos == 0 and e.param("assume", "pos" if e.prim == "chol_factor" else "gen") in ("pos", "sym"):
+            if e.prim in ("solve", "chol_factor") and pos == 0 and \
+                    e.param("assume", "pos" if e.prim == "chol_factor" else "gen") in ("pos", "sym"):
                 dom = "spd"
-            if dom and out.get(a.name) != "spd":
-                out[a.name] = dom
+            _want(out, a.name, dom)
+        if e.prim in ("cg", "gmres"):
+            caps = e.inputs[1:]
+            solver_dom = "spd" if e.prim == "cg" else "wellcond"
+            for op, dom_k, offset in ((e.param("K"), solver_dom, 0), (e.param("M"), None, e.param("nk"))):
+                if op is None:
+                    continue
+                ins = {v.name: caps[offset + k] for k, v in enumerate(op.prog.inputs[1:])}
+                for name, dom in _operator_domains(op, dom_k).items():
+                    if isinstance(ins.get(name), Var):
+                        _want(out, ins[name].name, dom)
+    for e in reversed(prog.eqns):          # pull domains back through domain-keeping steps
+        if len(e.outputs) != 1 or e.outputs[0].name not in out:
+            continue
+        dom = out[e.outputs[0].name]
+        if e.prim == "transpose" and isinstance(e.inputs[0], Var):
+            _want(out, e.inputs[0].name, dom)
+        elif e.prim == "add" and dom == "spd":          # a sum of SPD terms is SPD
+            for a in e.inputs:
+                if isinstance(a, Var) and len(a.type.shape) == 2:
+                    _want(out, a.name, dom)
+        elif e.prim == "mul" and len(e.inputs) == 2:
+            lit = [a for a in e.inputs if isinstance(a, Lit)]
+            var = [a for a in e.inputs if isinstance(a, Var)]
+            if len(lit) == 1 and len(var) == 1 and float(lit[0].value) > 0:
+                _want(out, var[0].name, dom)
     return out
+
+
+def input_domains(prog) -> dict:
+    """Input name -> domain (see `value_domains`); scalars default to positive."""
+    doms = value_domains(prog)
+    # scalar inputs are step sizes, scales and weights far more often than signed offsets
+    return {v.name: doms.get(v.name, "positive" if not v.type.shape else None) for v in prog.inputs
+            if v.name in doms or not v.type.shape}
 
 
 def sample(rng, shape, domain):
@@ -93,14 +145,17 @@ def check_function(f, dims=None, seed=0, h=1e-6, rtol=1e-5):
         plus = list(args); minus = list(args)
         plus[k] = args[k] + h * d
         minus[k] = args[k] - h * d
-        fd = (scal(*plus) - scal(*minus)) / (2 * h)
+        f_plus, f_minus = scal(*plus), scal(*minus)
+        fd = (f_plus - f_minus) / (2 * h)
+        # rounding in the difference quotient: ~ ε|f|/h; below that, a derivative is zero
+        noise = 100 * np.finfo(np.float64).eps * max(abs(f_plus), abs(f_minus), 1.0) / h
         adj = float(np.sum(np.asarray(grads[k]) * d))
         tans = [np.zeros_like(a) for a in args]
         tans[k] = d
         _, tout = f.jvp(args, tans)
         tout = tout if isinstance(tout, tuple) else (tout,)
         tan = sum(float(np.sum(np.asarray(x) * w)) for x, w in zip(tout, weights))
-        scale = max(abs(fd), abs(adj), 1e-8)
+        scale = max(abs(fd), abs(adj), noise / rtol)
         ea, et = abs(adj - fd) / scale, abs(tan - fd) / scale
         rows.append(CheckRow(f.name, name, domains.get(name, "any"), fd, adj, tan, ea, et,
                              bool(ea <= rtol and et <= rtol and np.isfinite(adj) and np.isfinite(tan))))
