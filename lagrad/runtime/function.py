@@ -258,6 +258,12 @@ class Function:
         outs, touts = r[:c.n_out], r[c.n_out:]
         return (outs[0], touts[0]) if c.n_out == 1 else (tuple(outs), tuple(touts))
 
+    def to_torch(self):
+        """A function of torch tensors for PyTorch autograd whose backward is lagrad's derived
+        adjoint; arrays pass by DLPack (see lagrad/runtime/torch_bridge.py)."""
+        from .torch_bridge import to_torch
+        return to_torch(self)
+
     # -- inspection -------------------------------------------------------------------------
     def _static(self) -> Compiled:
         try:
