@@ -58,7 +58,7 @@ def test_histories_match_numpy():
         for s in S:
             got = np.asarray(mod.hist_plain(s, d.X0, d.AB))
             np.testing.assert_allclose(got, numpy_history(P, s, d.X0, d.AB, 0, variant), rtol=1e-10)
-            for n in (1, 3, 6):
+            for n in ((1, 6) if variant == "x" else (3,)):
                 got = np.asarray(getattr(mod, f"hist_{variant}")(*P, s, d.X0, d.AB, np.zeros(n)))
                 np.testing.assert_allclose(got, numpy_history(P, s, d.X0, d.AB, n, variant), rtol=1e-9)
             # the loss: Σ_k ‖F(x_k)‖² / ‖F(x₀)‖² over 2 learned steps
