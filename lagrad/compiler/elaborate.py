@@ -216,7 +216,7 @@ class Elaborator:
             op = scope.lookup(node.left.id)
             if hasattr(op, "apply") and hasattr(op, "instance"):        # `P @ x` for an operator P
                 x = self.single(self.value(node.right, scope), node.right)
-                op.instance(self, x.type, node)                        # an `op`: checked linear
+                getattr(op, "check", op.instance)(self, x.type, node)  # an `op`: checked linear
                 return op.apply(self, x, node)
         prim = {"+": "add", "-": "sub", "*": "mul", "/": "div", "@": "matmul", "**": "pow"}[node.op]
         l = self.single(self.value(node.left, scope), node.left)
@@ -342,8 +342,11 @@ class Elaborator:
             raise self.err(LaTypeError, f"`{fn.name}` is a fn; it takes no keyword arguments", node.kwargs[0])
         if len(node.args) != len(fn.params):
             raise self.err(LaTypeError, f"`{fn.name}` takes {len(fn.params)} argument(s), got {len(node.args)}", node)
-        if len(self.inline_stack) >= MAX_INLINE_DEPTH or fn.name in self.inline_stack:
+        if fn.name in self.inline_stack:
             raise self.err(LaTypeError, f"`{fn.name}` calls itself; fn helpers are inlined and cannot recurse", node)
+        if len(self.inline_stack) >= MAX_INLINE_DEPTH:
+            raise self.err(LaTypeError, f"`{fn.name}` is called through {MAX_INLINE_DEPTH} nested fn helpers; "
+                           f"inlining stops there", node)
         inner = Scope({}, parent=self.ctx.globals_scope())
         dimmap = {}
         for prm, a in zip(fn.params, node.args):

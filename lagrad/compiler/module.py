@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..dsl import ast
-from ..errors import LaNameError, LaTypeError, RuleError
+from ..errors import LaNameError, LaSyntaxError, LaTypeError, RuleError
 from . import elementwise as ew
 from .builder import Builder, Zero
 from .elaborate import Elaborator, names_in as _dim_names
@@ -94,7 +94,12 @@ class ModuleContext:
             v = Var(namer.fresh(prm.name), t)
             inputs.append(v)
             scope.bind(prm.name, b.wrap(v))
-        result = el.body(m.body, scope)
+        try:
+            result = el.body(m.body, scope)
+        except RecursionError:                  # only through pathological nesting (docs/robustness.md)
+            raise LaSyntaxError(f"`{name}` is nested too deeply to compile (deeper than Python's "
+                                f"recursion limit allows for this construct)", span=m.span,
+                                source=self.source) from None
         results = list(result) if isinstance(result, tuple) else [result]
         ret = m.body[-1]
         outs = []

@@ -154,9 +154,19 @@ class OpValue:
         self.scope = scope
         self.ctx = ctx
         self._instances = {}
+        self._checked = set()
 
     def __repr__(self):
         return f"operator `{self.name}`"
+
+    def check(self, el, in_type, node=None):
+        """Check, once per argument type, that the body is linear in v (what `K(x)` and `K @ x`
+        need before inlining the body). Not per capture context: an operator applying another
+        would otherwise re-check the inner one at every level, exponentially in the nesting."""
+        key = str(in_type)
+        if key not in self._checked:
+            self.instance(el, in_type, node)
+            self._checked.add(key)
 
     def apply_op(self, el, call, scope):
         """`K(x)`: the body inlined with v = x."""
@@ -165,7 +175,7 @@ class OpValue:
         if len(call.args) != 1:
             raise el.err(LaTypeError, f"operator `{self.name}` takes one argument, got {len(call.args)}", call)
         x = el.single(el.value(call.args[0], scope), call.args[0])
-        self.instance(el, x.type, call)             # checks the body is linear in v
+        self.check(el, x.type, call)                # checks the body is linear in v
         return self.apply(el, x, call)
 
     def apply(self, el, x, node):
