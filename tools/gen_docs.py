@@ -23,6 +23,7 @@ Flags go in parentheses after `gen`, separated by commas: `<!-- gen(exit=2): lag
 
 Commands run in a scratch directory that links to the repository's top-level entries, so paths
 read as from the repository root and files a command writes do not land in the repository.
+Primitives a snippet registers are removed after it runs.
 Numbers in the output are compared with a tolerance (rtol 1e-5, atol 1e-8; the rest of the text
 exactly, up to spacing), so last-digit differences between machines do not count as stale.
 
@@ -71,7 +72,15 @@ class Block:
 
     @property
     def where(self):
-        return f"{self.path.relative_to(ROOT)}:{self.line}"
+        return f"{shown(self.path)}:{self.line}"
+
+
+def shown(path: Path) -> str:
+    """A path as the messages show it: relative to the repository when it is inside it."""
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
 
 
 def parse_flags(text):
@@ -91,9 +100,12 @@ def find_blocks(path: Path, lines: list) -> list:
     while i < len(lines):
         m = MARKER.match(lines[i])
         if not m:
+            fence = FENCE.match(lines[i])     # a code block of its own: markers in it are text
+            if fence:
+                i = next((j for j in range(i + 1, len(lines)) if lines[j].strip() == fence[1]), len(lines))
             i += 1
             continue
-        where = f"{path.relative_to(ROOT)}:{i + 1}"
+        where = f"{shown(path)}:{i + 1}"
         try:
             flags = parse_flags(m["flags"])
         except DocError as e:
@@ -160,14 +172,24 @@ class Runner:
 
     @staticmethod
     def _python(args):
+        """Run a snippet as a script. The primitives it registers are removed afterwards, so
+        one snippet's primitives do not show up in another's output."""
         if not args or not args[0].endswith(".py"):
             raise DocError("`python` takes a snippet file: python FILE.py [ARGS]")
+        from lagrad.compiler.primitive import REGISTRY
+        from lagrad.runtime import api
+        saved = dict(REGISTRY)
         sys.argv = list(args)
         sys.path.insert(0, str(Path(args[0]).resolve().parent))
         try:
             runpy.run_path(args[0], run_name="__main__")
         except SystemExit as e:
             return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        finally:
+            if REGISTRY != saved:
+                REGISTRY.clear()
+                REGISTRY.update(saved)
+                api._REGISTRY_VERSION[0] += 1      # modules cached against the old registry go stale
         return 0
 
 
@@ -229,7 +251,8 @@ def process(path: Path, runner: Runner, write: bool, result: Result):
     except DocError as e:
         result.errors.append(str(e))
         return
-    for b in reversed(blocks):              # from the end, so earlier indices stay valid
+    stale = []
+    for b in blocks:                        # in order: a command may use an earlier one's files
         try:
             new = render(b, runner)
         except DocError as e:
@@ -238,8 +261,10 @@ def process(path: Path, runner: Runner, write: bool, result: Result):
         if b.flags.get("illustrative") and b.old.strip():
             continue
         if not same(b.old, new):
-            result.stale.append((b, new))
-            lines[b.start:b.end] = [new] if new else []
+            stale.append((b, new))
+    for b, new in reversed(stale):          # from the end, so earlier indices stay valid
+        lines[b.start:b.end] = [new] if new else []
+    result.stale += stale
     if write and any(b.path == path for b, _ in result.stale):
         path.write_text("".join(lines), encoding="utf-8")
 
