@@ -91,7 +91,6 @@ def cmd_run(a):
 
 
 def cmd_bench(a):
-    import platform
     import jax
     import numpy as np
     import lagrad
@@ -106,24 +105,59 @@ def cmd_bench(a):
     args = [sample(rng, concrete_shape(t, dims), doms.get(n, "any")) for n, t in f.params]
     g = f.grad()
     runs = {"forward": lambda: f(*args), "gradient": lambda: g(*args)}
-    for fn in runs.values():
+    progress = _Progress(sys.stderr)
+    first = {}
+    for k, fn in runs.items():
+        progress.show(f"compiling the {k} program")
+        t0 = time.perf_counter()
         jax.block_until_ready(fn())
+        first[k] = time.perf_counter() - t0
     times = {k: [] for k in runs}
     for i in range(a.repeat):
-        for k, fn in runs.items():
+        for k, fn in runs.items():          # interleaved, so drifts in machine load hit both
             t0 = time.perf_counter()
             jax.block_until_ready(fn())
             times[k].append(time.perf_counter() - t0)
-        if sys.stderr.isatty() and a.repeat >= 20:
-            print(f"\r{i + 1}/{a.repeat}", end="", file=sys.stderr, flush=True)
-    if sys.stderr.isatty() and a.repeat >= 20:
-        print(file=sys.stderr)
+        progress.show(f"timing: round {i + 1}/{a.repeat}")
+    progress.done()
     med = {k: float(np.median(v)) for k, v in times.items()}
-    print(f"model {f.name}  dims {dims}  on {platform.processor() or platform.machine()}, "
-          f"{jax.devices()[0].platform}, jax {jax.__version__}")
-    print(f"forward  median {med['forward'] * 1e3:.3f} ms")
-    print(f"gradient median {med['gradient'] * 1e3:.3f} ms   gradient/forward {med['gradient'] / med['forward']:.2f}")
+    print(f"model {f.name}  dims {dims}  on {_machine()}, {jax.devices()[0].device_kind} "
+          f"({jax.devices()[0].platform}), jax {jax.__version__}")
+    print(f"forward  median {med['forward'] * 1e3:.3f} ms   first call (compile) {first['forward']:.2f} s")
+    print(f"gradient median {med['gradient'] * 1e3:.3f} ms   first call (compile) {first['gradient']:.2f} s")
+    print(f"gradient/forward {med['gradient'] / med['forward']:.2f}   ({a.repeat} interleaved rounds, medians)")
     return 0
+
+
+def _machine() -> str:
+    """The CPU model and core count (Linux /proc/cpuinfo, else what `platform` knows)."""
+    import os
+    import platform
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            name = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), name)
+    except OSError:
+        pass
+    return f"{name}, {os.cpu_count()} logical CPUs"
+
+
+class _Progress:
+    """One self-overwriting status line on a terminal, shown once a run takes over a second;
+    silent when stderr is not a terminal (logs, pipes, tests)."""
+
+    def __init__(self, stream):
+        self.stream, self.t0, self.shown = stream, time.perf_counter(), False
+        self.live = hasattr(stream, "isatty") and stream.isatty()
+
+    def show(self, text):
+        if self.live and time.perf_counter() - self.t0 > 1.0:
+            print(f"\r\033[K{text}", end="", file=self.stream, flush=True)
+            self.shown = True
+
+    def done(self):
+        if self.shown:
+            print("\r\033[K", end="", file=self.stream, flush=True)
 
 
 def parser():

@@ -147,3 +147,28 @@ def test_check_exits_1_on_a_wrong_rule(tmp_path):
                        env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=300)
     assert r.returncode == 1, r.stdout + r.stderr
     assert "MISMATCH: f.x" in r.stdout and " NO" in r.stdout
+
+
+def test_bench_progress_line_only_on_a_terminal():
+    import io
+    from lagrad.cli import _Progress
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+    tty, pipe = Tty(), io.StringIO()
+    for stream in (tty, pipe):
+        p = _Progress(stream)
+        p.t0 -= 5.0                                  # a run that has gone on for 5 s
+        p.show("timing: round 3/30")
+        p.done()
+    assert "\rtiming: round 3/30" in tty.getvalue().replace("\033[K", "") and pipe.getvalue() == ""
+
+
+def test_bench_prints_compile_medians_ratio_and_machine():
+    r = cli("bench", EXAMPLE, "--model", "implicit_solve", "--dims", "n=8", "--repeat", "3")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("model implicit_solve  dims {'n': 8}  on ") and "logical CPUs" in lines[0]
+    assert "first call (compile)" in lines[1] and "forward  median" in lines[1]
+    assert lines[3].startswith("gradient/forward ") and r.stderr == ""
