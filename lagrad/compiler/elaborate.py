@@ -51,6 +51,7 @@ class Elaborator:
         self.capture = None                    # operators.Capture while elaborating an operator body
         self._nest = 0                         # expression nesting of the current evaluation
         self._done = {}                        # id(node) -> value, deep subexpressions done first
+        self.dim_names = set(getattr(module_ctx, "dim_names", ()))   # the model's (set by _params)
 
     # ---- errors ------------------------------------------------------------------------------
     def err(self, cls, msg, node, hint=None):
@@ -420,7 +421,7 @@ class Elaborator:
     def _bind(self, target, v, scope, start):
         name = target.id
         prev = scope.lookup(name)
-        if isinstance(prev, DimRef) and name in self.ctx.dim_names:
+        if isinstance(prev, DimRef) and name in self.dim_names:
             raise self.err(LaNameError, f"`{name}` is a dimension of the model; choose another name", target)
         if isinstance(prev, LoopInt):
             raise self.err(LaNameError, f"`{name}` is a loop variable and cannot be assigned", target)

@@ -77,7 +77,7 @@ class ModuleContext:
         """`op K(v) ...`: bind K to a closure over a snapshot of the names in scope."""
         from .operators import OpValue
         prev = scope.lookup(st.name)
-        if isinstance(prev, DimRef) and st.name in self.dim_names:
+        if isinstance(prev, DimRef) and st.name in el.dim_names:
             raise el.err(LaNameError, f"`{st.name}` is a dimension of the model; choose another name", st)
         scope.bind(st.name, OpValue(st, Scope(dict(scope.names), parent=scope.parent), self))
 
@@ -117,22 +117,23 @@ class ModuleContext:
         return [(prm.name, t) for prm, t in self._params(self.models[name], el, Scope({}))]
 
     def _params(self, m, el, scope):
-        """Declare the model's dimensions in `scope`; yields (Param, TensorType)."""
-        self.dim_names = set()
+        """Declare the model's dimensions in `scope` (and in `el.dim_names`: per elaboration,
+        so models of one module elaborate concurrently); yields (Param, TensorType)."""
+        dim_names = el.dim_names = set()
         alone = set()
         for prm in m.params:
             if prm.type is None:
                 raise LaTypeError(f"model parameter `{prm.name}` needs a type", span=prm.span, source=self.source)
             for d in prm.type.dims or ():
                 for n in _dim_names(d):
-                    self.dim_names.add(n)
+                    dim_names.add(n)
                     scope.bind(n, DimRef(dim_symbol(n)))
                 if isinstance(d, ast.Name):
                     alone.add(d.id)
         seen = set()
         out = []
         for prm in m.params:
-            if prm.name in self.dim_names:
+            if prm.name in dim_names:
                 raise LaNameError(f"`{prm.name}` is both a parameter and a dimension", span=prm.span, source=self.source)
             if prm.name in seen:
                 raise LaNameError(f"parameter `{prm.name}` is declared twice", span=prm.span, source=self.source)

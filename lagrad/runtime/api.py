@@ -23,9 +23,9 @@ class UnknownModel(LaNameError, AttributeError, KeyError):
 class Module:
     """The models of one .la file, as attributes and by ``module["name"]``."""
 
-    def __init__(self, ctx: ModuleContext):
+    def __init__(self, ctx: ModuleContext, check_finite: bool = False):
         self._ctx = ctx
-        self._functions = {name: Function(ctx, name) for name in ctx.models}
+        self._functions = {name: Function(ctx, name, check_finite=check_finite) for name in ctx.models}
 
     @property
     def path(self):
@@ -58,16 +58,18 @@ class Module:
         return f"<lagrad.Module {self._ctx.path}: {', '.join(self._functions)}>"
 
 
-def loads(text: str, name: str = "<string>") -> Module:
+def loads(text: str, name: str = "<string>", *, check_finite: bool = False) -> Module:
     """Parse and check every model in `text`. Loading the same text twice costs nothing: the
-    module, and everything compiled from it, is cached (keyed by text, name and the registry)."""
-    key = (text, name, _REGISTRY_VERSION[0])
+    module, and everything compiled from it, is cached (keyed by text, name, options and the
+    registry). `check_finite=True`: calls refuse arguments holding NaN or inf (InputError)."""
+    check_finite = bool(check_finite)
+    key = (text, name, check_finite, _REGISTRY_VERSION[0])
     with _CACHE_LOCK:
         hit = _CACHE.get(key)
     if hit is not None:
         return hit
     ctx = ModuleContext(parse(text, path=name))
-    mod = Module(ctx)
+    mod = Module(ctx, check_finite=check_finite)
     for f in mod._functions.values():      # type-check every model now
         f.params
         _check_model(f)
@@ -83,14 +85,14 @@ def _check_model(f: Function):
         pass                                # loop counts bound at call time; checked then
 
 
-def load(path) -> Module:
+def load(path, *, check_finite: bool = False) -> Module:
     path = str(path)
     try:
         with open(path, encoding="utf-8") as fh:
             text = fh.read()
     except OSError as e:
         raise LagradError(f"cannot read {path}: {e.strerror}") from None
-    return loads(text, name=path)
+    return loads(text, name=path, check_finite=check_finite)
 
 
 def primitive(name, impl, *, frechet=None, transpose=None, linear_in=(), shape=None, nout=1, kwargs=None):

@@ -63,17 +63,23 @@ def _check_kind(name, kind, dtype, t):
         raise InputError(f"argument `{name}` has dtype {dtype}; expected a real array ({t})")
 
 
-def bind(fname, params, args, kwargs):
-    """(arrays in parameter order, {dimension name: int})."""
+def bind(fname, params, args, kwargs, check_finite=False):
+    """(arrays in parameter order, {dimension name: int}). With `check_finite`, concrete
+    arguments holding NaN or inf are refused (arrays being traced by JAX cannot be looked at)."""
     values = collect(fname, params, args, kwargs)
     arrays, dims, origin = [], {}, {}
     for (name, t), v in zip(params, values):
         a = convert(name, v, t)
         if a.ndim != t.ndim:
             raise InputError(f"argument `{name}` must be {t} ({t.ndim} dimension(s)), got shape {_shape_text(a.shape)}")
+        if check_finite:
+            finite_check(f"argument `{name}`", a)
         for k, d in enumerate(t.shape):
             if d.is_Symbol:
                 got = int(a.shape[k])
+                if got == 0:
+                    raise InputError(f"dimension `{d.name}` is 0 in argument `{name}` (axis {k}); "
+                                     f"a dimension's size must be at least 1")
                 if d.name in dims and dims[d.name] != got:
                     raise InputError(f"dimension `{d.name}` is {dims[d.name]} from argument `{origin[d.name]}` "
                                      f"but {got} from argument `{name}` (axis {k})")
@@ -92,6 +98,31 @@ def bind(fname, params, args, kwargs):
                 if int(a.shape[k]) != want:
                     raise InputError(f"argument `{name}` axis {k} must be {d} = {want}, got {int(a.shape[k])}")
     return arrays, dims
+
+
+def finite_check(what, a):
+    """InputError when the concrete array `a` holds NaN or inf (tracers pass unchecked)."""
+    if isinstance(a, jax.core.Tracer):
+        return
+    bad = ~np.isfinite(np.asarray(a))
+    if bad.any():
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        first = np.asarray(a)[where] if where else np.asarray(a)
+        at = f" (first at index {where})" if where else ""
+        raise InputError(f"{what} holds {int(bad.sum())} non-finite value(s), {first}{at}; "
+                         f"check_finite=True refuses NaN and inf")
+
+
+def cotangent(what, value, shape, dtype):
+    """A cotangent (or a tangent) for a value of `shape` and float `dtype`: real, and of that
+    shape or broadcastable to it (a scalar seeds every entry)."""
+    t = TensorType("f32" if np.dtype(dtype) == np.float32 else "f64", ())
+    a = convert(what, value, t)
+    shape = tuple(int(s) for s in shape)
+    try:
+        return jnp.broadcast_to(jnp.asarray(a), shape)
+    except (ValueError, TypeError):
+        raise InputError(f"{what} has shape {_shape_text(np.shape(a))}; expected {_shape_text(shape)}") from None
 
 
 @functools.lru_cache(maxsize=4096)

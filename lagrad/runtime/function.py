@@ -105,11 +105,12 @@ class Compiled:
 class Function:
     """A model of a loaded module, callable like a JAX function."""
 
-    def __init__(self, ctx, name, fixed_dims=None):
+    def __init__(self, ctx, name, fixed_dims=None, check_finite=False):
         self._ctx = ctx
         self.name = name
         self._model = ctx.models[name]
         self._fixed = dict(fixed_dims or {})
+        self.check_finite = bool(check_finite)   # refuse NaN/inf arguments (docs/robustness.md)
         self._cache = {}
         self._loop_dims = None
         self._lock = threading.RLock()
@@ -123,6 +124,10 @@ class Function:
 
     # -- compilation ------------------------------------------------------------------------
     def compiled(self, dims=None) -> Compiled:
+        for k, v in self._fixed.items():
+            if dims and k in dims and dims[k] != v:
+                raise InputError(f"`{self.name}` is specialized to {k} = {v}, but the arguments give "
+                                 f"{k} = {dims[k]}")
         dims = {**(dims or {}), **self._fixed}
         with self._lock:
             if self._loop_dims is not None:
@@ -137,16 +142,23 @@ class Function:
     def specialize(self, **dims) -> "Function":
         """The same model with some dimensions fixed (needed to print a model whose loop
         counts are dimensions)."""
-        return Function(self._ctx, self.name, {**self._fixed, **dims})
+        for k, v in dims.items():            # names the model lacks are ignored (--dims for a file)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise InputError(f"dimension `{k}` must be a positive integer, got {v!r}")
+        return Function(self._ctx, self.name, {**self._fixed, **{k: int(v) for k, v in dims.items()}},
+                        check_finite=self.check_finite)
 
     def _bind(self, args, kwargs):
-        return binding.bind(self.name, self.params, args, kwargs)
+        return binding.bind(self.name, self.params, args, kwargs, check_finite=self.check_finite)
 
     def _wrt(self, wrt):
         names = [n for n, _ in self.params]
         if wrt is None:
             return tuple(range(len(names))), False
         single = isinstance(wrt, str)
+        if not single and not (isinstance(wrt, (list, tuple)) and all(isinstance(w, str) for w in wrt)):
+            raise InputError(f"`wrt` names arguments of `{self.name}` ({', '.join(names)}): a name, "
+                             f"a list of names or None, not {wrt!r}")
         items = [w.strip() for w in wrt.split(",")] if single else list(wrt)
         single = single and len(items) == 1
         idx = []
@@ -202,6 +214,11 @@ class Function:
         idx, single = self._wrt(wrt)
 
         def run(args, directions):
+            if not isinstance(args, (tuple, list)):
+                raise InputError(f"hvp of `{self.name}` takes (args, directions): args is the tuple "
+                                 f"of `{self.name}`'s arguments, got {type(args).__name__}")
+            if not single and not isinstance(directions, (tuple, list)):
+                raise InputError(f"hvp: the directions are a tuple, one per `wrt` input ({len(idx)})")
             arrays, dims = self._bind(tuple(args), {})
             c = self.compiled(dims)
             self._scalar_check(c, "hvp")
@@ -234,12 +251,16 @@ class Function:
                 cts = tuple(cts[0])
             if len(cts) != c.n_out:
                 raise InputError(f"the pullback of `{self.name}` takes {c.n_out} cotangent(s), got {len(cts)}")
-            cts = [jnp.broadcast_to(jnp.asarray(ct, outs[k].dtype), outs[k].shape) for k, ct in enumerate(cts)]
+            cts = [binding.cotangent(f"the cotangent of output {k} of `{self.name}`", ct, outs[k].shape,
+                                     outs[k].dtype) for k, ct in enumerate(cts)]
             return tuple(bwd(*res, *cts))
         return (outs[0] if c.n_out == 1 else outs), pullback
 
     def jvp(self, primals, tangents):
         """``(out, tangent_out)`` by the derived forward-mode (Fréchet) program."""
+        if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
+            raise InputError(f"jvp of `{self.name}` takes (primals, tangents), two tuples of "
+                             f"{len(self.params)} value(s)")
         primals, tangents = tuple(primals), tuple(tangents)
         if len(primals) != len(tangents):
             raise InputError(f"jvp: {len(primals)} primals but {len(tangents)} tangents")
