@@ -27,3 +27,7 @@ def ridge_jnp(log_lam, X, y, Xv, yv):            # the same model in plain JAX
 
 
 print("agrees with jax.grad:", np.allclose(g, jax.grad(ridge_jnp)(*args), rtol=1e-10, atol=0))
+
+hv = f.hvp("log_lam")(args, direction)          # Hessian · direction, forward over reverse
+hv_jax = jax.jvp(jax.grad(ridge_jnp), args, (direction, *(0 * a for a in args[1:])))[1]
+print("Hessian-vector product agrees with JAX:", np.allclose(hv, hv_jax, rtol=1e-8, atol=1e-14))
