@@ -1,0 +1,145 @@
+"""lagrad against its peers, side by side: ``python -m benchmarks``.
+
+Cases: frechet_inverse, solve, inv, qr_tall, qr_wide, expm, lyap, dlyap, kalman, krylov, blr.
+Peers: lagrad, jax.grad of the jax.numpy pipeline, hand-written JAX with jax.custom_vjp,
+PyTorch (CPU autograd), PyTensor (default mode and mode="JAX"); a peer that is not installed or
+cannot do a case is recorded as such. Every peer runs on one thread (set before import).
+
+    taskset -c 1 .venv/bin/python -m benchmarks                       # all cases, full sizes
+    taskset -c 1 .venv/bin/python -m benchmarks --cases expm,lyap      # some cases
+    python -m benchmarks --quick                                       # smoke run, tiny sizes
+
+Each case's results go to OUT/data/<case>.json as soon as it is measured; RESULTS.md and the
+plots (OUT/plots/*.png) are rebuilt from every JSON in OUT/data after each case, so cases run
+in separate processes add up (``--report-only`` rebuilds without measuring).
+"""
+from __future__ import annotations
+
+from . import peers  # noqa: I001  (pins threads, sets XLA_FLAGS, before numpy/jax)
+
+import argparse  # noqa: E402
+import os  # noqa: E402
+import pathlib  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+
+from . import cases_dense as cd  # noqa: E402
+from . import cases_struct as cst  # noqa: E402
+from . import report, runner  # noqa: E402
+
+HERE = pathlib.Path(__file__).resolve().parent
+ALL = report.ORDER
+
+
+def make_case(name: str, quick: bool):
+    return {"frechet_inverse": cd.frechet_case, "solve": cd.solve_case, "inv": cd.inv_case,
+            "qr_tall": lambda: cd.qr_case("tall"), "qr_wide": lambda: cd.qr_case("wide"),
+            "expm": cd.expm_case, "lyap": cst.lyap_case, "dlyap": cst.dlyap_case,
+            "kalman": lambda: cst.kalman_case(quick=quick), "blr": lambda: cst.blr_case(quick=quick)}[name]()
+
+
+def load_average() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "?"
+
+
+def write_report(out: pathlib.Path, quick: bool) -> str:
+    res = report.load(out / "data")
+    made = report.plots(res, out / "plots")
+    lines = [f"# lagrad against its peers{' (quick smoke run)' if quick else ''}", "",
+             "Written by `python -m benchmarks` (benchmarks/__main__.py); each case's raw numbers are in "
+             "data/<case>.json next to this file.", ""]
+    machines = {"\n".join(ln for ln in r.get("machine", "").splitlines() if not ln.startswith("- date:"))
+                for r in res.values()}
+    lines += ["## Machine", ""] + sorted(machines) + [""]
+    lines += ["Load average (1, 5, 15 min; the machine is shared, 2 cores, this run pinned to one) at the start / "
+              "end of each case:", ""] + [f"- {k} ({r.get('date', '?')}, {r.get('wall_s', 0):.0f} s): "
+                                          f"{r.get('load_start', '?')} / {r.get('load_end', '?')}"
+                                          for k, r in res.items()] + [""]
+    gpu = [r.get("device", "") for r in res.values()]
+    lines += ["Device: " + ", ".join(sorted(set(gpu))) + ". No GPU was lent to this task, so there is no GPU run; the "
+              "runner works unchanged on a GPU machine (JAX peers and lagrad then run on the GPU; PyTorch and "
+              "PyTensor stay on the CPU as written) and records the device here.", ""]
+    lines += ["## Method", "",
+              "- One process per case; inputs fixed per size; every contender (each peer's forward and gradient) "
+              "is warmed up (first call timed apart as compile), then timed in interleaved rounds (round-robin, "
+              "order rotated), results blocked on before the clock is read; medians. Rounds: as many as a time "
+              "budget allows, at least 3 (recorded per size in data/*.json).",
+              "- lagrad is called through its API: `f(*args)` and `f.grad(wrt)(*args)` (its per-call Python work, "
+              "20–30 µs, included). jax.grad and custom_vjp: `jax.jit(f)` and `jax.jit(jax.grad(f, argnums))`. "
+              "PyTorch: eager, forward under `no_grad`, gradient by `torch.autograd.grad`. PyTensor: "
+              "`pytensor.function` of the cost and of `pytensor.grad`, default mode and `mode=\"JAX\"`.",
+              "- Memory: for lagrad and the JAX peers, XLA's compiled memory analysis of the gradient function "
+              "(temp + output bytes; arguments excluded), as benchmarks/bench_krylov.py does. For every peer "
+              "also the peak resident-set growth during one gradient call (VmHWM reset through "
+              "/proc/self/clear_refs): a lower bound, since memory an allocator already holds is not counted.",
+              "- Gradient ÷ forward: each peer's own gradient call (which recomputes the forward) over its own "
+              "forward call.", ""]
+    lines += ["## Targets", "", report.markdown_table(
+        ["target", "measured", "met"],
+        [[t, m, "n/a" if ok is None else ("**met**" if ok else "**not met**")] for t, m, ok in report.targets(res)]), ""]
+    lines += ["## Summary: each peer's gradient time ÷ lagrad's at the largest size (> 1: lagrad faster)", ""]
+    lines += report.summary_table(res) + [""]
+    if "overview.png" in made:
+        lines += ["![gradient time vs size, all cases](plots/overview.png)", ""]
+    lines += ["## Cases", ""]
+    for k, r in res.items():
+        lines += report.case_section(r)
+        if f"{k}.png" in made:
+            lines += [f"![{k}](plots/{k}.png)", ""]
+    text = "\n".join(lines) + "\n"
+    (out / "RESULTS.md").write_text(text, encoding="utf-8")
+    return text
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="tiny sizes, few rounds (a smoke run)")
+    ap.add_argument("--cases", default=",".join(ALL), help=f"comma-separated, from {','.join(ALL)}")
+    ap.add_argument("--peers", default=",".join(peers.PEERS), help="comma-separated peers to run")
+    ap.add_argument("--sizes", help="comma-separated n, overriding every selected case's sizes "
+                    "(krylov: maxiter values)")
+    ap.add_argument("--reps", type=int, help="at most this many interleaved rounds (default 15; --quick 3)")
+    ap.add_argument("--budget", type=float, help="seconds of timing per size (default 15; --quick 0.5)")
+    ap.add_argument("--out", type=pathlib.Path, help="output folder (default benchmarks/; --quick a temp folder)")
+    ap.add_argument("--report-only", action="store_true", help="rebuild RESULTS.md and plots from OUT/data")
+    a = ap.parse_args(argv)
+    out = a.out or (pathlib.Path(tempfile.mkdtemp(prefix="lagrad-bench-")) if a.quick else HERE)
+    if a.report_only:
+        write_report(out, a.quick)
+        return 0
+    names = [c.strip() for c in a.cases.split(",") if c.strip()]
+    bad = [c for c in names if c not in ALL]
+    if bad:
+        ap.error(f"unknown case(s) {bad}; choose from {ALL}")
+    peer_names = [p.strip() for p in a.peers.split(",")]
+    reps = a.reps or (3 if a.quick else 15)
+    budget = a.budget if a.budget is not None else (0.5 if a.quick else 15.0)
+    sizes = [int(s) for s in a.sizes.split(",")] if a.sizes else None
+    runner.start_backend()
+    import jax
+    device = f"{jax.devices()[0].platform} ({jax.devices()[0].device_kind})"
+    for name in names:
+        t0, load0 = time.time(), load_average()
+        print(f"== {name} (load {load0})", flush=True)
+        if name == "krylov":
+            n = 24 if a.quick else 1000
+            its = sizes or ([4, 12] if a.quick else [10, 30, 100, 300, 1000])
+            res = runner.run_krylov(n, its, reps, budget, peer_names)
+        else:
+            case = make_case(name, a.quick)
+            case.sizes = sizes or (case.quick if a.quick else case.sizes)
+            res = runner.run_case(case, peer_names, reps, budget)
+        res.update(machine=runner.machine(), date=time.strftime("%Y-%m-%d %H:%M %Z", time.localtime(t0)),
+                   device=device, load_start=load0, load_end=load_average(), wall_s=time.time() - t0, quick=a.quick)
+        runner.save(res, out / "data" / f"{name}.json")
+        write_report(out, a.quick)
+    print(f"(RESULTS.md, data/ and plots/ in {out})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
