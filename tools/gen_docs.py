@@ -16,7 +16,7 @@ The marker's command is one of
 Flags go in parentheses after `gen`, separated by commas: `<!-- gen(exit=2): lagrad check x.la -->`
     exit=N         the command must exit with status N (default 0)
     illustrative   output that varies between runs (timings): the command must succeed, the text
-                   is not compared
+                   is not compared and not rewritten (empty the block to refresh it)
     prompt         show `$ python ...` before a snippet's output too
     raw            the output is Markdown (a table): it replaces everything up to `<!-- /gen -->`
                    instead of a fenced block
