@@ -196,3 +196,20 @@ def test_elementwise_definitions_stay_in_their_module():
     np.testing.assert_allclose(m2.f(np.ones(3)), 3.0)
     with pytest.raises(lagrad.LaNameError, match="unknown function `softish`"):
         lagrad.loads("model g(x: f64[n]) -> f64 { return sum(softish(x)) }")
+
+
+def test_repeated_calls_with_device_arrays_still_check_shapes():
+    """The per-call binding fast path (device arrays of the declared dtype, shapes seen before)
+    gives the same results and still refuses shapes that do not fit."""
+    f = lagrad.loads("model m(A: f64[n, n], b: f64[n]) -> f64 {\n    return sum(A @ b)\n}\n", name="fast.la").m
+    A, b = jnp.ones((3, 3)), jnp.arange(3.0)
+    g = f.grad(["A", "b"])
+    first = [np.asarray(x) for x in g(A, b)]
+    for _ in range(3):
+        assert float(f(A, b)) == 9.0
+        assert all(np.array_equal(x, np.asarray(y)) for x, y in zip(first, g(A, b)))
+    with pytest.raises(InputError):
+        f(A, jnp.arange(4.0))
+    with pytest.raises(InputError):
+        g(jnp.ones((3, 3), jnp.float32).astype(jnp.float64)[:2], b)
+    assert float(f(np.ones((2, 2)), np.ones(2))) == 4.0        # numpy arguments take the full path

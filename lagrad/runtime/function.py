@@ -21,6 +21,9 @@ from . import binding
 from .lower import to_jax
 
 
+_ARRAY = type(jnp.zeros(()))          # the concrete jax.Array class (tracers are not it)
+
+
 def _seed(dtype):
     return np.float32(1.0) if dtype == "f32" else np.float64(1.0)
 
@@ -112,6 +115,7 @@ class Function:
         self._fixed = dict(fixed_dims or {})
         self.check_finite = bool(check_finite)   # refuse NaN/inf arguments (docs/robustness.md)
         self._cache = {}
+        self._bind_cache = {}                    # ((shape, dtype), ...) of device arrays -> dims
         self._loop_dims = None
         self._lock = threading.RLock()
         self.params = ctx.signature(name)
@@ -149,7 +153,19 @@ class Function:
                         check_finite=self.check_finite)
 
     def _bind(self, args, kwargs):
-        return binding.bind(self.name, self.params, args, kwargs, check_finite=self.check_finite)
+        # Fast path: positional device arrays that binding would pass through unchanged (declared
+        # dtype), with shapes seen before: the dimensions depend only on (shape, dtype), so the
+        # checks' outcome is cached (saves ~7 µs of the per-call binding work).
+        key = None
+        if not kwargs and not self.check_finite and all(type(a) is _ARRAY for a in args):
+            key = tuple((a.shape, a.dtype) for a in args)
+            dims = self._bind_cache.get(key)
+            if dims is not None:
+                return list(args), dict(dims)
+        arrays, dims = binding.bind(self.name, self.params, args, kwargs, check_finite=self.check_finite)
+        if key is not None and len(self._bind_cache) < 64 and all(a is b for a, b in zip(arrays, args)):
+            self._bind_cache[key] = dict(dims)
+        return arrays, dims
 
     def _wrt(self, wrt):
         names = [n for n, _ in self.params]
