@@ -15,7 +15,8 @@ The derived adjoint is therefore λ = K⁻ᵀ x̄, b̄ = λ, θ̄ = −(adjoint 
 solve, never a backward pass through the iterations, so memory does not grow with them.
 
 The solvers run in ``lax.while_loop`` from x₀ = 0 and stop when ‖b − K x‖ ≤ tol·‖b‖ or after
-``maxiter`` iterations (default 10 n). cg is preconditioned CG (M ≈ K⁻¹, symmetric positive
+``maxiter`` iterations (default 10 n); a solve that reaches maxiter without meeting the test
+returns all NaN (tol = 0: exactly maxiter iterations, the last iterate; docs/robustness.md). cg is preconditioned CG (M ≈ K⁻¹, symmetric positive
 definite); gmres is restarted GMRES(m) with right preconditioning (K M y = b, x = M y), so its
 stopping test uses the true residual; Arnoldi by classical Gram–Schmidt applied twice.
 """
@@ -72,7 +73,17 @@ def cg_impl(b, *caps, K, nk, M=None, tol=1e-10, maxiter=None):
 
     z0 = P(b)
     s0 = (jnp.array(0, jnp.int32), jnp.zeros_like(b), b, z0, jnp.vdot(b, z0))
-    return jax.lax.while_loop(cond, body, s0)[1]
+    _, x, r, _, _ = jax.lax.while_loop(cond, body, s0)
+    return _unless_converged(x, jnp.linalg.norm(r), stop, tol)
+
+
+def _unless_converged(x, res, stop, tol):
+    """x where the residual test passed; all NaN where the solver stopped at maxiter without
+    meeting it (a singular, indefinite for cg, or too ill-conditioned K): never a silent finite
+    wrong answer. tol = 0 asks for exactly maxiter iterations and keeps the last iterate."""
+    if tol == 0:
+        return x
+    return jnp.where(res <= stop, x, jnp.nan)
 
 
 def gmres_impl(b, *caps, K, nk, M=None, restart=30, tol=1e-10, maxiter=None):
@@ -121,7 +132,8 @@ def gmres_impl(b, *caps, K, nk, M=None, restart=30, tol=1e-10, maxiter=None):
         return k + m, x, jnp.linalg.norm(b - A(x))
 
     s0 = (jnp.array(0, jnp.int32), jnp.zeros_like(b), jnp.linalg.norm(b))
-    return jax.lax.while_loop(cond, body, s0)[1]
+    _, x, res = jax.lax.while_loop(cond, body, s0)
+    return _unless_converged(x, res, stop, tol)
 
 
 # ---- shape, elaboration, rules -------------------------------------------------------------
