@@ -22,6 +22,7 @@ class CheckRow:
     adjoint_err: float
     tangent_err: float
     ok: bool
+    note: str = ""       # "non-finite output", "non-finite adjoint", ...: why a row is not ok
 
 
 _RANK = {"spd": 3, "stable": 2, "contractive": 2, "wellcond": 1, "fullrank": 1, "positive": 1}
@@ -128,6 +129,7 @@ def check_function(f, dims=None, seed=0, h=1e-6, rtol=1e-5):
     args = [sample(rng, concrete_shape(t, dims), domains.get(n, "any")) for n, t in f.params]
     out = f(*args)
     outs = out if isinstance(out, tuple) else (out,)
+    out_finite = all(np.all(np.isfinite(np.asarray(o))) for o in outs)
     weights = [rng.standard_normal(np.shape(o)) for o in outs]
 
     def scal(*a):
@@ -157,8 +159,11 @@ def check_function(f, dims=None, seed=0, h=1e-6, rtol=1e-5):
         tan = sum(float(np.sum(np.asarray(x) * w)) for x, w in zip(tout, weights))
         scale = max(abs(fd), abs(adj), noise / rtol)
         ea, et = abs(adj - fd) / scale, abs(tan - fd) / scale
+        nonfinite = [what for what, ok in (("output", out_finite), ("finite difference", np.isfinite(fd)),
+                                           ("adjoint", np.isfinite(adj)), ("tangent", np.isfinite(tan))) if not ok]
+        note = "non-finite " + ", ".join(nonfinite) if nonfinite else ""
         rows.append(CheckRow(f.name, name, domains.get(name, "any"), fd, adj, tan, ea, et,
-                             bool(ea <= rtol and et <= rtol and np.isfinite(adj) and np.isfinite(tan))))
+                             bool(ea <= rtol and et <= rtol and not nonfinite), note))
     return rows
 
 
@@ -167,5 +172,6 @@ def format_rows(rows) -> str:
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(f"{r.model:<16} {r.input:<10} {r.domain:<9} {r.fd:>14.6e} {r.adjoint:>14.6e} {r.tangent:>14.6e} "
-                     f"{r.adjoint_err:>9.1e} {r.tangent_err:>9.1e}  {'yes' if r.ok else 'NO'}")
+                     f"{r.adjoint_err:>9.1e} {r.tangent_err:>9.1e}  {'yes' if r.ok else 'NO'}"
+                     + (f" ({r.note})" if r.note else ""))
     return "\n".join(lines)
