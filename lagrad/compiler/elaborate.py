@@ -52,6 +52,7 @@ class Elaborator:
         self._nest = 0                         # expression nesting of the current evaluation
         self._done = {}                        # id(node) -> value, deep subexpressions done first
         self.dim_names = set(getattr(module_ctx, "dim_names", ()))   # the model's (set by _params)
+        self.dim_checks = []                   # (expression that must be >= 0, span): checked per call
 
     # ---- errors ------------------------------------------------------------------------------
     def err(self, cls, msg, node, hint=None):
@@ -244,7 +245,26 @@ class Elaborator:
                 spec.append(("slice", lo, hi))
             else:
                 spec.append(("at", self._bound(it, d, scope, node)))
+        self._index_in_range(spec, t.shape, node)
         return self.emit("index", [x], {"spec": tuple(spec)}, node)
+
+    def _index_in_range(self, spec, shape, node):
+        """Index bounds written with dimensions (`x[2]` or `x[n-5]` of an `f64[n]`) are checked:
+        at compile time when the answer is known, else for the sizes of each call (JAX would clamp
+        an out-of-range index silently). With every dimension ≥ 1, `x[0]`, `x[n-1]`, `x[1:n]`
+        need no check."""
+        for item, d in zip(spec, shape):
+            if item[0] == "at":
+                needs = [item[1], d - 1 - item[1]]
+            else:
+                needs = [item[1], item[2] - item[1], d - item[2]]
+            for c in needs:
+                c = sympy.expand(c)
+                if c.is_number:
+                    if c < 0:
+                        raise self.err(LaTypeError, f"index out of range for a dimension of size {d}", node)
+                elif not c.is_nonnegative:
+                    self.dim_checks.append((c, node.span))
 
     def _bound(self, item, d, scope, node, slice_=False):
         try:

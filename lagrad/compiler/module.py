@@ -109,6 +109,7 @@ class ModuleContext:
             outs.append(r.atom)
         self._check_return(m, outs, ret, el, scope)
         prog = Program(name, inputs, b.eqns, outs, kind="primal", path=self.path, source=self.source)
+        prog.meta["dim_checks"] = tuple(dict.fromkeys(el.dim_checks))   # see Elaborator._index_in_range
         return prog, {k: bindings[k] for k in el.used_bindings}
 
     def signature(self, name: str) -> list:

@@ -33,6 +33,7 @@ class Compiled:
 
     def __init__(self, prog):
         self.canonical = canonical(prog)
+        self.dim_checks = prog.meta.get("dim_checks", ())
         self.n_in = len(prog.inputs)
         self.n_out = len(prog.outputs)
         self._memo = {}
@@ -137,11 +138,15 @@ class Function:
             if self._loop_dims is not None:
                 key = tuple(sorted((k, dims[k]) for k in self._loop_dims if k in dims))
                 if key in self._cache:
-                    return self._cache[key]
+                    c = self._cache[key]
+                    binding.check_dims(self.name, c.dim_checks, dims, self._ctx.source)
+                    return c
             prog, used = self._ctx.elaborate(self.name, dims)
             self._loop_dims = set(used)
             key = tuple(sorted(used.items()))
-            return self._cache.setdefault(key, Compiled(prog))
+            c = self._cache.setdefault(key, Compiled(prog))
+        binding.check_dims(self.name, c.dim_checks, dims, self._ctx.source)
+        return c
 
     def specialize(self, **dims) -> "Function":
         """The same model with some dimensions fixed (needed to print a model whose loop
