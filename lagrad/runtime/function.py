@@ -11,6 +11,7 @@ import numpy as np
 
 from ..compiler.autodiff import linearize, vjp_program
 from ..compiler.elaborate import NeedDims
+from ..compiler.ir import Var
 from ..compiler.module import canonical, lowered
 from ..compiler.passes import cse, dce
 from ..compiler.primitive import suggest
@@ -49,7 +50,8 @@ class Compiled:
         return self.memo("primal", lambda: lowered(self.canonical))
 
     def out_names(self):
-        return [o.name for o in self.canonical.outputs]
+        """Names for the outputs (a literal output, `return 0.5`, is `outK`)."""
+        return [o.name if isinstance(o, Var) else f"out{k}" for k, o in enumerate(self.canonical.outputs)]
 
     def adjoint(self, wrt, keep=False):
         names = (self.out_names() if keep else []) + [self.canonical.inputs[i].name + "_bar" for i in wrt]
