@@ -68,6 +68,11 @@ def write_report(out: pathlib.Path, quick: bool) -> str:
               "is warmed up (first call timed apart as compile), then timed in interleaved rounds (round-robin, "
               "order rotated), results blocked on before the clock is read; medians. Rounds: as many as a time "
               "budget allows, at least 3 (recorded per size in data/*.json).",
+              "- Each sample records wall time and the process's CPU time. The machine was shared (load "
+              "average 4–5 on 2 cores during the run, see above), so other processes took turns on this run's "
+              "core and inflated wall times at random; every computation here is single-threaded, so its CPU "
+              "time is its compute time. **Ratios and targets use the CPU-time medians**; the wall-time "
+              "medians are given beside them (in parentheses) and in data/*.json.",
               "- lagrad is called through its API: `f(*args)` and `f.grad(wrt)(*args)` (its per-call Python work, "
               "20–30 µs, included). jax.grad and custom_vjp: `jax.jit(f)` and `jax.jit(jax.grad(f, argnums))`. "
               "PyTorch: eager, forward under `no_grad`, gradient by `torch.autograd.grad`. PyTensor: "
@@ -95,6 +100,32 @@ def write_report(out: pathlib.Path, quick: bool) -> str:
     return text
 
 
+def update_readme(out: pathlib.Path, readme: pathlib.Path) -> None:
+    """Replace the README's last section, "## Benchmarks", with a summary of OUT's results."""
+    res = report.load(out / "data")
+    rel = os.path.relpath(out, readme.parent)
+    lines = ["## Benchmarks", "",
+             "`python -m benchmarks` (install the `bench` extra: PyTorch, PyTensor, matplotlib) times lagrad "
+             "against `jax.grad` of the same pipeline in jax.numpy, hand-written JAX with `jax.custom_vjp`, "
+             "PyTorch autograd and PyTensor (default and JAX modes), side by side in one process on one CPU "
+             "thread: forward and gradient time, gradient ÷ forward, memory and compile time, for "
+             "frechet_inverse, the implicit solve (written with `solve` and with `inv`), qr (tall, wide), "
+             "expm, lyap, dlyap, the Kalman likelihood, cg/gmres (implicit vs unrolled) and the BLR matvec. "
+             f"Full tables, method and machine: [{rel}/RESULTS.md]({rel}/RESULTS.md); `--quick` is a smoke "
+             "run, `--cases a,b` selects cases. The machine was shared while these ran, so ratios use CPU-time "
+             "medians (wall times are in RESULTS.md). No GPU was available for these runs.", "",
+             "Targets:", "", report.markdown_table(
+                 ["target", "measured", "met"],
+                 [[t, m, "n/a" if ok is None else ("met" if ok else "**not met**")] for t, m, ok in report.targets(res)]),
+             "", "Each peer's gradient time ÷ lagrad's at the largest size measured (> 1: lagrad is faster):", ""]
+    lines += report.summary_table(res)
+    if (out / "plots" / "overview.png").exists():
+        lines += ["", f"![gradient time vs size, every case and peer]({rel}/plots/overview.png)"]
+    text = readme.read_text(encoding="utf-8")
+    head = text.split("\n## Benchmarks\n")[0].rstrip("\n")
+    readme.write_text(head + "\n\n" + "\n".join(lines) + "\n", encoding="utf-8")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="tiny sizes, few rounds (a smoke run)")
@@ -106,10 +137,14 @@ def main(argv=None) -> int:
     ap.add_argument("--budget", type=float, help="seconds of timing per size (default 15; --quick 0.5)")
     ap.add_argument("--out", type=pathlib.Path, help="output folder (default benchmarks/; --quick a temp folder)")
     ap.add_argument("--report-only", action="store_true", help="rebuild RESULTS.md and plots from OUT/data")
+    ap.add_argument("--update-readme", action="store_true",
+                    help="with --report-only: also rewrite README.md's closing '## Benchmarks' section")
     a = ap.parse_args(argv)
     out = a.out or (pathlib.Path(tempfile.mkdtemp(prefix="lagrad-bench-")) if a.quick else HERE)
     if a.report_only:
         write_report(out, a.quick)
+        if a.update_readme:
+            update_readme(out, HERE.parent / "README.md")
         return 0
     names = [c.strip() for c in a.cases.split(",") if c.strip()]
     bad = [c for c in names if c not in ALL]

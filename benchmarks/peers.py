@@ -131,6 +131,7 @@ def build_lagrad(text: str, model: str, args, wrt_names, fixed_dims=None) -> Bui
     if _unique[0] == 0:             # one-time process start-up (parser tables, imports), not per model
         lagrad.loads("model warm(x: f64[n]) -> f64 {\n    return sum(x * x)\n}\n", name="warm.la").warm.grad()(
             np.ones(2))
+    args = tuple(jnp.asarray(a) for a in args)        # device arrays, as the JAX peers get
     _unique[0] += 1
     src = text + f"\n# benchmark copy {_unique[0]} {time.time_ns()}\n"
     t_load, mod = _clock(lambda: lagrad.loads(src, name=f"{model}.la"))

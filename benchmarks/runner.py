@@ -9,6 +9,7 @@ from . import peers  # noqa: I001  (thread pinning and XLA flags first)
 import gc  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
+import statistics  # noqa: E402
 import time  # noqa: E402
 
 import jax  # noqa: E402
@@ -16,7 +17,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from . import common  # noqa: E402
-from .common import Contender, interleaved, warm_up  # noqa: E402
+from .common import Contender, warm_up  # noqa: E402
 from .peers import PEERS, build_jax, build_lagrad, build_pytensor, build_torch, have, rel_err, rss_growth  # noqa: E402
 
 NEEDS = {"PyTorch": "torch", "PyTensor": "pytensor", "PyTensor JAX": "pytensor"}
@@ -46,16 +47,37 @@ def build_peer(case, peer, n, args):
     return build_pytensor(peer, loss, args, wrt)
 
 
+def interleaved_both(cs, reps: int):
+    """common.interleaved, recording each sample's process CPU time too (c.cpu_samples): on a
+    shared machine a single-threaded computation's CPU time is not inflated by other processes
+    taking the core, its wall time is."""
+    k = len(cs)
+    for r in range(reps):
+        for c in cs[r % k:] + cs[:r % k]:
+            t0, c0 = time.perf_counter(), time.process_time()
+            for _ in range(c.number):
+                common.block(c.fn())
+            c.samples.append((time.perf_counter() - t0) / c.number)
+            c.cpu_samples.append((time.process_time() - c0) / c.number)
+    return cs
+
+
 def run_rounds(cs, reps: int, budget_s: float):
     """warm_up, one timed round to learn its cost, then as many more as `budget_s` allows
     (at least 2 more, at most reps − 1)."""
     warm_up(cs)
+    for c in cs:
+        c.cpu_samples = []
     t0 = time.perf_counter()
-    interleaved(cs, 1)
+    interleaved_both(cs, 1)
     round_s = time.perf_counter() - t0
     more = int(max(2, min(reps - 1, budget_s / max(round_s, 1e-9))))
-    interleaved(cs, more)
+    interleaved_both(cs, more)
     return 1 + more
+
+
+def cpu_median(c) -> float:
+    return statistics.median(c.cpu_samples)
 
 
 def measure(case, n: int, peer_names, reps: int, budget_s: float, log=print) -> dict:
@@ -100,6 +122,7 @@ def measure(case, n: int, peer_names, reps: int, budget_s: float, log=print) -> 
         for c in cs:
             p, kind = c.name.split("|")
             row["peers"][p][kind] = c.median_s
+            row["peers"][p][kind + "_cpu"] = cpu_median(c)
     built.clear()
     cs.clear()
     gc.collect()
@@ -107,6 +130,7 @@ def measure(case, n: int, peer_names, reps: int, budget_s: float, log=print) -> 
         extra = [Contender(name, fn) for name, fn in case.after(n, args)]
         run_rounds(extra, reps, budget_s)
         row["after"] = {c.name: c.median_s for c in extra}
+        row["after_cpu"] = {c.name: cpu_median(c) for c in extra}
         extra.clear()
         gc.collect()
     line = ", ".join(f"{p} {common.fmt_s(r.get('grad', float('nan')))}" for p, r in row["peers"].items())
@@ -192,6 +216,7 @@ def run_krylov(n, maxiters, reps, budget_s, peer_names, log=print) -> dict:
             for c in cs:
                 name, kind = c.name.split("|")
                 res[name][kind] = c.median_s
+                res[name][kind + "_cpu"] = cpu_median(c)
             rows.append(dict(solver=solver, maxiter=M, steps=bk.inner_steps(solver, M), peers=res,
                              skipped=skipped, rounds=rounds, n=n))
             log(f"  krylov {solver} maxiter={M}: " + ", ".join(
