@@ -46,3 +46,18 @@ def test_golden_adjoints_share_factorizations():
     assert text.count("lyap_factor(") == 1 and "X_bar" not in text.split("return")[-1]
     for name in ("A_bar", "Q_bar", "b_bar"):
         assert f"{name}:" in text
+
+
+def test_hvp_of_the_stdlib_mix_matches_differences_of_the_gradient():
+    """Forward over reverse through lyap, expm and solve (linearizing the adjoint re-enters the
+    Fréchet rules, including lyap's text rule on lyap(Aᵀ, Ḡ))."""
+    import numpy as np
+    f = lagrad.load(GOLDEN / "stdlib_mix.la").stdlib_mix
+    rng = np.random.default_rng(0)
+    A, Q, b = 0.3 * rng.standard_normal((3, 3)), rng.standard_normal((3, 3)), rng.standard_normal(3)
+    D = rng.standard_normal((3, 3))
+    hv = np.asarray(f.hvp("A")((A, Q, b), D))
+    g = f.grad("A")
+    h = 1e-5
+    fd = (np.asarray(g(A + h * D, Q, b)) - np.asarray(g(A - h * D, Q, b))) / (2 * h)
+    np.testing.assert_allclose(hv, fd, rtol=1e-6, atol=1e-8)

@@ -85,6 +85,9 @@ class Builder:
         self.span = span
         self.origin = origin
         self.source = source
+        # (xᵀ)ᵀ → x: on only while transposing (the adjoint reads better); a Fréchet rule's
+        # linearity check must see every transpose of a tangent it takes
+        self.fold_transposes = False
 
     # -- values ---------------------------------------------------------------------------
     def wrap(self, atom) -> Val:
@@ -136,7 +139,7 @@ class Builder:
         primitive with a zero in a linear slot gives zero; a jointly linear one gives zero when
         every linear input is zero; otherwise zeros are materialized."""
         p = get(prim_name)
-        if prim_name == "transpose" and len(inputs) == 1 and isinstance(inputs[0], Val) \
+        if self.fold_transposes and prim_name == "transpose" and len(inputs) == 1 and isinstance(inputs[0], Val) \
                 and not isinstance(inputs[0], Zero):
             inner = self._defining(inputs[0].atom)
             if inner is not None and inner.prim == "transpose":       # (xᵀ)ᵀ = x

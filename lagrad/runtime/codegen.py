@@ -6,6 +6,7 @@ import keyword
 
 import sympy
 
+from . import reroll
 from ..compiler.ir import Lit, Program, Var
 from ..compiler.operators import Operator
 from ..compiler.primitive import get
@@ -165,15 +166,33 @@ def _function_lines(prog: Program, fname: str, ops: dict, with_comments: bool, t
     out = [f"def {fname}({', '.join(names(v) for v in prog.inputs)}):"]
     body = dim_bindings(prog, names)
     producers = {id(o): e for e in prog.eqns for o in e.outputs}
-    for e in prog.eqns:
-        line = ((solver(e, names) if solver else None) or _transposed_matmul(e, producers, names)
-                or eqn_source(e, names, ops))
+
+    def emit(e, nm=names):
+        return ((solver(e, nm) if solver else None) or _transposed_matmul(e, producers, nm)
+                or eqn_source(e, nm, ops))
+
+    def local_names(a):             # a scan body's placeholders carry their own names
+        return a.name if isinstance(a, Var) and id(a) not in names.map else names(a)
+    runs = {r.start: r for r in reroll.find_runs(prog)} if reroll.ENABLED else {}
+    stacked, k, nrun = {}, 0, 0
+    while k < len(prog.eqns):
+        if k in runs:
+            r = runs[k]
+            body += reroll.scan_lines(r, prog, local_names, lambda e: emit(e, local_names), nrun, stacked)
+            nrun += 1
+            k = r.end
+            continue
+        e = prog.eqns[k]
+        line = emit(e)
         if with_comments and e.span is not None and getattr(e.span, "line", 0):
             line += f"  # {e.span.path}:{e.span.line}" + (f" ({e.origin})" if e.origin else "")
         body.append(line)
+        k += 1
     outs = ", ".join(names(o) for o in prog.outputs)
     body.append(f"return ({outs},)" if len(prog.outputs) == 1 or tuple_out and outs
                 else f"return ({outs})")
+    if runs:
+        body = reroll.drop_unused(body)
     out.extend("    " + l for l in body)
     return out
 
