@@ -98,3 +98,24 @@ def test_wrong_frechet_block_name_is_reported():
     f = lagrad.loads("model f(x: f64[n]) -> f64 { return sum(wrongname(x)) }").f
     with pytest.raises(RuleError, match="not `wrongname`"):
         f.grad()(np.ones(2))
+
+
+def test_parameters_with_defaults_are_optional_arguments():
+    """A JAX function with optional parameters (logsumexp has five) is callable with only its
+    required ones; too many arguments still fail with the range."""
+    import jax
+    lagrad.primitive("lse_opt", jax.scipy.special.logsumexp,
+                     frechet="frechet lse_opt(x) -> y { dy = sum(exp(x - y) * dx) }")
+    m = lagrad.loads("model g(x: f64[n]) -> f64 { return lse_opt(x) }")
+    x = np.array([0.1, -0.4, 2.0])
+    np.testing.assert_allclose(m.g(x), np.log(np.sum(np.exp(x))), rtol=1e-14)
+    np.testing.assert_allclose(m.g.grad()(x)[0], np.exp(x) / np.sum(np.exp(x)), rtol=1e-13)
+
+
+def test_domains_reach_lagrad_check():
+    from lagrad.runtime.check import input_domains
+    lagrad.primitive("spd_logdet", lambda A: jnp.linalg.slogdet(A)[1], domains={0: "spd"})
+    m = lagrad.loads("model h(B: f64[n, n]) -> f64 { return spd_logdet(2 * B') }")
+    assert input_domains(m.h.compiled({}).canonical) == {"B": "spd"}
+    with pytest.raises(lagrad.LagradError, match="domains maps argument positions"):
+        lagrad.primitive("bad_dom", lambda A: A, domains={0: "psd"})

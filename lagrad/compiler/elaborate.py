@@ -355,7 +355,8 @@ class Elaborator:
         try:
             return self.b.emit(prim, *args, **params)
         except ShapeError as e:
-            raise self.err(LaTypeError, f"{_opname(prim)}: {e}", node) from None
+            msg, head = str(e), _opname(prim)
+            raise self.err(LaTypeError, msg if msg.startswith(head) else f"{head}: {msg}", node) from None
 
     # ---- helpers: fn inlining -----------------------------------------------------------------
     def inline(self, fn: ast.FnDef, node, scope):

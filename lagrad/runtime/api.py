@@ -95,11 +95,14 @@ def load(path, *, check_finite: bool = False) -> Module:
     return loads(text, name=path, check_finite=check_finite)
 
 
-def primitive(name, impl, *, frechet=None, transpose=None, linear_in=(), shape=None, nout=1, kwargs=None):
-    """Register a primitive for .la files loaded afterwards (SPEC §4)."""
+def primitive(name, impl, *, frechet=None, transpose=None, linear_in=(), shape=None, nout=1, kwargs=None,
+              domains=None):
+    """Register a primitive for .la files loaded afterwards (SPEC §4). `domains` (an extension)
+    maps argument positions to what `lagrad check` must sample there: "spd", "wellcond",
+    "fullrank", "stable", "contractive" or "positive"."""
     from .user_primitive import make_user_primitive
     p = make_user_primitive(name, impl, frechet=frechet, transpose=transpose, linear_in=linear_in,
-                            shape=shape, nout=nout, kwargs=kwargs)
+                            shape=shape, nout=nout, kwargs=kwargs, domains=domains)
     prim_mod.register(p)
     _REGISTRY_VERSION[0] += 1
     return p

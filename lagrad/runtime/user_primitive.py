@@ -102,7 +102,7 @@ def _check_rule_fn(fn, what, name):
 
 
 def make_user_primitive(name, impl, *, frechet=None, transpose=None, linear_in=(), shape=None,
-                        nout=1, kwargs=None) -> Primitive:
+                        nout=1, kwargs=None, domains=None) -> Primitive:
     if not isinstance(name, str) or not name.isidentifier():
         raise RuleError(f"primitive name {name!r} is not a valid name")
     if not callable(impl):
@@ -112,16 +112,31 @@ def make_user_primitive(name, impl, *, frechet=None, transpose=None, linear_in=(
     if old is not None and not old.user:
         raise RuleError(f"`{name}` is a standard-library primitive and cannot be replaced")
     rule = user_shape_rule(shape, nout) if shape is not None else eval_shape_rule(impl, nout)
-    n_args = None
+    lo = hi = None
     try:
         sig = inspect.signature(impl)
         pos = [p for p in sig.parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
                and p.name not in (kwargs or {})]
+        lo = sum(1 for p in pos if p.default is p.empty)          # parameters with defaults are optional
         if not any(p.kind == p.VAR_POSITIONAL for p in sig.parameters.values()):
-            n_args = len(pos)
+            hi = len(pos)
     except (TypeError, ValueError):
         pass
     return Primitive(name, impl, rule, nout=nout, frechet=_check_rule_fn(frechet, "frechet", name),
                      transpose=_check_rule_fn(transpose, "transpose", name), linear_in=tuple(linear_in),
                      kwargs=dict(kwargs or {}), user=True, math=f"user primitive {name}",
-                     min_args=n_args, max_args=n_args)
+                     min_args=lo, max_args=hi, domains=_domains(name, domains))
+
+
+_DOMAINS = ("spd", "wellcond", "fullrank", "stable", "contractive", "positive")
+
+
+def _domains(name, domains) -> dict:
+    """Argument position -> the input domain `lagrad check` samples for it."""
+    out = {}
+    for pos, dom in dict(domains or {}).items():
+        if not isinstance(pos, int) or dom not in _DOMAINS:
+            raise RuleError(f"`{name}`: domains maps argument positions to one of {', '.join(_DOMAINS)}; "
+                            f"got {pos!r}: {dom!r}")
+        out[pos] = dom
+    return out
