@@ -157,3 +157,29 @@ def test_short_programs_are_not_rerolled():
     f = lagrad.loads("model f(x: f64[n]) -> f64 { return sum(exp(x)) }").f
     with rerolling(True):
         assert "scan" not in generate_source(f.compiled({}).adjoint((0,)))
+
+
+SWAP = lagrad.loads("""
+model swap(Y: f64[T, n], A: f64[n, n]) -> f64 {
+    s = zeros(n)
+    r = zeros(n)
+    for t in range(T) {
+        q = s
+        s = tanh(A @ s + Y[t, :] * r + 0.1 * Y[t, :])
+        r = q
+    }
+    return sum(s * s)
+}
+""")
+
+
+def test_a_value_from_two_iterations_back_rolls_two_iterations_per_step():
+    """r_t = s_{t−2}: no one-iteration loop carries it, but two iterations per scan step do."""
+    c = SWAP.swap.specialize(T=60).compiled({"T": 60})
+    rng = np.random.default_rng(8)
+    Y, A = rng.standard_normal((60, 3)), 0.5 * rng.standard_normal((3, 3))
+    adj = c.adjoint((0, 1))
+    runs = reroll.find_runs(c.primal())
+    assert len(runs) == 1 and runs[0].count == 30
+    rolled, unrolled = both_ways(adj, Y, A, 1.0)
+    assert_same(rolled, unrolled)

@@ -93,19 +93,27 @@ def find_runs(prog) -> list:
         if isinstance(a, Var):
             uses.setdefault(id(a), []).append(n)
     runs, i = [], 0
+    failed = {}          # period -> end of a repetition that did not have a loop's data flow
     while i < n:
         run, j, tries = None, nxt[i], 0
         while j is not None and j - i <= MAX_PERIOD and tries < 8 and run is None:
             p = j - i
+            j, tries = nxt[j], tries + 1
+            if failed.get(p, -1) > i:
+                continue
             k = 1
             while i + (k + 1) * p <= n and sig[i + k * p:i + (k + 1) * p] == sig[i:i + p]:
                 k += 1
             start, count = i, k
-            while count >= MIN_BLOCKS and run is None:   # a first block that differs (CSE) is dropped
+            for _ in range(2):           # a first block that differs (CSE) may be dropped
+                if count < MIN_BLOCKS:
+                    break
                 run = _analyse(eqns, start, p, count, defined, uses)
-                if run is None:
-                    start, count = start + p, count - 1
-            j, tries = nxt[j], tries + 1
+                if run is not None:
+                    break
+                start, count = start + p, count - 1
+            if run is None and k >= MIN_BLOCKS:
+                failed[p] = i + k * p
         if run is not None:
             runs.append(run)
             i = run.end
