@@ -86,6 +86,9 @@ def write_report(out: pathlib.Path, quick: bool) -> str:
     lines += ["## Targets", "", report.markdown_table(
         ["target", "measured", "met"],
         [[t, m, "n/a" if ok is None else ("**met**" if ok else "**not met**")] for t, m, ok in report.targets(res)]), ""]
+    notes = HERE / "results_notes.md"          # hand-written findings on the targets, kept with the code
+    if not quick and notes.exists():
+        lines += [notes.read_text(encoding="utf-8").rstrip(), ""]
     lines += ["## Summary: each peer's gradient time ÷ lagrad's at the largest size (> 1: lagrad faster)", ""]
     lines += report.summary_table(res) + [""]
     if "overview.png" in made:

@@ -249,7 +249,7 @@ def _qr_torch(t, A, W1, W2):
 
 def _qr_pt(A, W1, W2):
     import pytensor.tensor as pt
-    from pytensor.tensor.slinalg import qr   # (pytensor.tensor.linalg.qr can be shadowed by its submodule)
+    from pytensor.tensor.linalg.decomposition.qr import qr   # (linalg.qr can be shadowed by this submodule)
     Q, R = qr(A, mode="economic")
     d = pt.sign(pt.diagonal(R))
     return (W1 * (Q * d[None, :])).sum() + (W2 * (R * d[:, None])).sum()
@@ -264,7 +264,9 @@ def qr_case(kind):
          "PyTorch": lambda a: _torch(_qr_torch), "PyTensor": lambda a: _qr_pt, "PyTensor JAX": lambda a: _qr_pt},
         params=["A", "W1", "W2"],
         note="Every peer makes diag(R) > 0 (sign fix). custom_vjp: the closed-form QR pullback "
-             "(copyltu formula; wide A through its leading square block).")
+             "(copyltu formula; wide A through its leading square block). PyTensor 3.0.7 cannot differentiate qr: "
+             "its QR pullback (pytensor/tensor/linalg/decomposition/qr.py, `ifelse(...)`) calls a name shadowed "
+             "by a module and raises TypeError: 'module' object is not callable, in both modes.")
 
 
 # ---- expm --------------------------------------------------------------------------------------

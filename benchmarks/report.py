@@ -282,6 +282,8 @@ def _plot_case(ax, r):
         ax.set_xlabel("n")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    from matplotlib.ticker import NullFormatter
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_ylabel("CPU seconds per call")
     ax.set_title(r["case"])
     ax.grid(True, which="both", alpha=0.3)
@@ -312,6 +314,8 @@ def plots(res, plot_dir) -> list:
         for ax, k in zip(axes.flat, ks):
             _plot_case(ax, res[k])
             ax.set_ylabel("")
+            if k == "krylov":
+                ax.legend(fontsize=5)
         for ax in list(axes.flat)[len(ks):]:
             ax.axis("off")
         handles, labels = axes.flat[0].get_legend_handles_labels()
