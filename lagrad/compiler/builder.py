@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Optional
 
 from .ir import Eqn, Lit, Namer, Var, make_params
-from .primitive import get
+from .primitive import get, result_types
 from .types import ShapeError, TensorType, WEAK
 
 
@@ -159,8 +159,7 @@ class Builder:
         return vals if p.nout != 1 else vals[0]
 
     def out_types(self, p, in_types, params) -> list:
-        t = p.shape(list(in_types), dict(params))
-        return list(t) if isinstance(t, (tuple, list)) else [t]
+        return result_types(p, in_types, make_params(params))
 
     def _simplify_zeros(self, p, inputs, zpos, params):
         lin, zs = p.linear_positions(len(inputs)), set(zpos)

@@ -13,7 +13,7 @@ import re
 
 from .builder import Builder
 from .ir import Eqn, Lit, Namer, Program, Var, make_params
-from .primitive import get
+from .primitive import get, result_types
 from .types import TensorType
 
 
@@ -179,8 +179,7 @@ def typecheck(prog: Program, where: str = "") -> Program:
             if isinstance(a, Var) and id(a) not in defined:
                 raise CompilerBug(f"{where}: `{a.name}` used before definition in {e.prim}")
         p = get(e.prim)
-        got = p.shape([a.type for a in e.inputs], e.param_dict)
-        got = list(got) if isinstance(got, (tuple, list)) else [got]
+        got = result_types(p, [a.type for a in e.inputs], e.params)
         for o, t in zip(e.outputs, got):
             if id(o) in defined:
                 raise CompilerBug(f"{where}: `{o.name}` assigned twice")

@@ -76,6 +76,26 @@ class Primitive:
 
 
 REGISTRY: dict = {}
+_SHAPES: dict = {}          # (id(prim), input types, params) -> (prim, result types)
+
+
+def result_types(p: "Primitive", in_types, params: tuple) -> list:
+    """The primitive's shape rule on these input types and (sorted) params, memoized: an
+    unrolled loop asks the same question once per iteration, and every pass re-checks types."""
+    try:
+        key = (id(p), tuple(in_types), params)
+        hit = _SHAPES.get(key)
+    except TypeError:                       # an unhashable parameter: no memo
+        key, hit = None, None
+    if hit is not None and hit[0] is p:
+        return list(hit[1])
+    t = p.shape(list(in_types), dict(params))
+    res = tuple(t) if isinstance(t, (tuple, list)) else (t,)
+    if key is not None:
+        if len(_SHAPES) > 100_000:
+            _SHAPES.clear()
+        _SHAPES[key] = (p, res)
+    return list(res)
 
 
 def register(prim: Primitive, *, replace: bool = True) -> Primitive:

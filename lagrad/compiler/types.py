@@ -37,7 +37,7 @@ def dim_eq(a, b) -> bool:
 
 
 def shape_eq(s, t) -> bool:
-    return len(s) == len(t) and all(dim_eq(a, b) for a, b in zip(s, t))
+    return len(s) == len(t) and all(a == b or dim_eq(a, b) for a, b in zip(s, t))
 
 
 @lru_cache(maxsize=4096)
