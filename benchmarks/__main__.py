@@ -72,7 +72,8 @@ def write_report(out: pathlib.Path, quick: bool) -> str:
               "average 4–5 on 2 cores during the run, see above), so other processes took turns on this run's "
               "core and inflated wall times at random; every computation here is single-threaded, so its CPU "
               "time is its compute time. **Ratios and targets use the CPU-time medians**; the wall-time "
-              "medians are given beside them (in parentheses) and in data/*.json.",
+              "medians are given beside them (in parentheses) and in data/*.json. On a GPU backend no CPU "
+              "time is recorded and everything uses wall time.",
               "- lagrad is called through its API: `f(*args)` and `f.grad(wrt)(*args)` (its per-call Python work, "
               "20–30 µs, included). jax.grad and custom_vjp: `jax.jit(f)` and `jax.jit(jax.grad(f, argnums))`. "
               "PyTorch: eager, forward under `no_grad`, gradient by `torch.autograd.grad`. PyTensor: "
