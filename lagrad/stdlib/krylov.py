@@ -133,7 +133,8 @@ def gmres_impl(b, *caps, K, nk, M=None, restart=30, tol=1e-10, maxiter=None):
         return k + m, x, r, jnp.linalg.norm(r)          # and the next cycle's start
 
     s0 = (jnp.array(0, jnp.int32), jnp.zeros_like(b), b, jnp.linalg.norm(b))
-    return jax.lax.while_loop(cond, body, s0)[1]
+    _, x, _, res = jax.lax.while_loop(cond, body, s0)
+    return _unless_converged(x, res, stop, tol)
 
 
 # ---- shape, elaboration, rules -------------------------------------------------------------
