@@ -152,7 +152,6 @@ def transpose(tp: Program, lin_inputs: list, lin_outputs: list, ct_names=None,
                         span=bad.span, source=tp.source)
     namer = Namer.for_program(tp)
     b = Builder(namer, source=tp.source)
-    b.fold_transposes = True
     b.eqns = list(nonlin)
     tangent_of = tp.meta.get("tangent_of", {})
 

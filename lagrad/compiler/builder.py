@@ -85,9 +85,9 @@ class Builder:
         self.span = span
         self.origin = origin
         self.source = source
-        # (xᵀ)ᵀ → x: on only while transposing (the adjoint reads better); a Fréchet rule's
-        # linearity check must see every transpose of a tangent it takes
-        self.fold_transposes = False
+        # (xᵀ)ᵀ → x; off while a text Fréchet rule is elaborated: its linearity check must see
+        # every transpose of a tangent it takes
+        self.fold_transposes = True
 
     # -- values ---------------------------------------------------------------------------
     def wrap(self, atom) -> Val:

@@ -78,7 +78,11 @@ def compile_frechet_text(p):
         el.inherit = (p.name, dict(params))
         span, origin = b.span, b.origin
         start = len(b.eqns)
-        el.body(d.body, scope)
+        fold, b.fold_transposes = b.fold_transposes, False   # the check below must see every dAᵀ
+        try:
+            el.body(d.body, scope)
+        finally:
+            b.fold_transposes = fold
         b.span, b.origin = span, origin
         tangent_ids = {id(v.atom) for v in dx if isinstance(v, Val) and not isinstance(v, Zero)}
         _, lin, bad = split_linear(b.eqns[start:], tangent_ids)
