@@ -73,6 +73,8 @@ def test_results(src, args, expected):
 
 # (source, error class, line, column, message substring)
 ERRORS = [
+    ("model f(A: f64[n, n], x: f64[n]) -> f64 {\n  return sum(block_jacobi(A, block=1) @ x) }", LaTypeError, 2, 14,
+     "`block_jacobi(...)` is an operator, not an array"),
     ("model f(A: f64[n, n]) -> f64 {\n  return sum(slove(A)) }", LaNameError, 2, 14, "did you mean `solve`"),
     ("model f(A: f64[n, n]) -> f64 {\n  return sum(B) }", LaNameError, 2, 14, "unknown name `B`"),
     ("model f(Amat: f64[n, n]) -> f64 {\n  return sum(Amta) }", LaNameError, 2, 14, "did you mean `Amat`"),

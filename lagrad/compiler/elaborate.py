@@ -132,6 +132,11 @@ class Elaborator:
             return self.b.emit("dimval", d=r.expr)
         if isinstance(r, (Val, tuple)):
             return r
+        if hasattr(r, "apply"):                 # an operator (op, blr, block_jacobi) used as an array
+            what = f"`{node.func}(...)`" if isinstance(node, ast.Call) else f"`{_text(node)}`"
+            raise self.err(LaTypeError, f"{what} is an operator, not an array: apply it to a vector "
+                           f"(`P @ x` or `P(x)` after `P = ...`), pass it as a solver's K or M=, or "
+                           f"take `dense(P)`", node)
         raise self.err(LaTypeError, f"`{_text(node)}` is not a value", node)
 
     def expr(self, node, scope):
