@@ -1,4 +1,6 @@
 """Compiler passes: CSE, DCE, the inv rewrite, factorization sharing, the type check."""
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -68,3 +70,45 @@ def test_typecheck_catches_ill_typed_programs():
         typecheck(broken)
     with pytest.raises(CompilerBug, match="never defined"):
         typecheck(prog.copy(eqns=[]))
+
+
+PUSH = lagrad.loads("""
+model entry(A: f64[n, n], C: f64[n, n]) -> f64 { return (C @ inv(A))[0, 1] }
+model row(X: f64[n, n], Y: f64[n, n]) -> f64[n] { return (X @ Y)[1, :] }
+model col(X: f64[n, n], Y: f64[n, n]) -> f64[n] { return (X @ Y)[:, 2] }
+model shared(X: f64[n, n], Y: f64[n, n]) -> f64 { P = X @ Y
+  return P[0, 0] + sum(P) }
+""")
+
+
+@pytest.mark.parametrize("model,prims,absent", [
+    ("entry", {"lu_factor": 1, "lu_solve": 1}, "inv"),     # one solve with one right-hand side
+    ("row", {"matmul": 1}, None),
+    ("col", {"matmul": 1}, None),
+])
+def test_index_pushed_into_products(model, prims, absent):
+    f = PUSH[model]
+    prog = f.program
+    counts = {}
+    for e in prog.eqns:
+        counts[e.prim] = counts.get(e.prim, 0) + 1
+    for p, k in prims.items():
+        assert counts.get(p, 0) == k, (p, counts)
+    if absent:
+        assert absent not in counts
+    assert all(len(e.outputs[0].type.shape) < 2 for e in prog.eqns if e.prim == "matmul")
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((4, 4)) + 4 * np.eye(4), rng.standard_normal((4, 4))
+    want = {"entry": lambda A, C: (C @ np.linalg.inv(A))[0, 1], "row": lambda X, Y: (X @ Y)[1, :],
+            "col": lambda X, Y: (X @ Y)[:, 2]}[model]
+    np.testing.assert_allclose(f(X, Y), want(X, Y), rtol=1e-12)
+    if model == "entry":
+        gA, gC = f.grad()(X, Y)
+        jA, jC = jax.grad(lambda A, C: (C @ jnp.linalg.inv(A))[0, 1], argnums=(0, 1))(X, Y)
+        np.testing.assert_allclose(gA, jA, rtol=1e-10)
+        np.testing.assert_allclose(gC, jC, rtol=1e-10)
+
+
+def test_index_not_pushed_into_a_shared_product():
+    prog = PUSH.shared.program
+    assert [e for e in prog.eqns if e.prim == "matmul"][0].outputs[0].type.ndim == 2

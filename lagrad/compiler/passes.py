@@ -2,6 +2,7 @@
 
 * ``dce`` — drop equations no output needs.
 * ``cse`` — one equation for each distinct (primitive, inputs, params).
+* ``push_index`` — ``(X @ Y)[i, j] → X[i, :] @ Y[:, j]`` and ``inv(A)[:, j] → solve(A, eⱼ)``.
 * ``rewrite_inv`` — ``inv(A) @ B → solve(A, B)`` and ``B @ inv(A) → solve(Aᵀ, Bᵀ)ᵀ``.
 * ``share_factorizations`` — ``solve``/``inv``/``det``/``logdet`` become a factorization value
   and a linear apply (``F = lu_factor(A)``, ``lu_solve(F, B)``), so after CSE a solve and its
@@ -108,6 +109,56 @@ def rewrite_inv(prog: Program) -> Program:
     return rewrite_each(prog, _inv_rule)
 
 
+def _is_all(item, size) -> bool:
+    from .types import dim_eq
+    return item[0] == "slice" and dim_eq(item[1], 0) and dim_eq(item[2], size)
+
+
+def _index_rule(uses):
+    def rule(b, e, prod):
+        """(X @ Y)[r, c] → X[r, :] @ Y[:, c], and inv(A)[:, c] → solve(A, I[:, c]), when the
+        product (the inverse) has no other use: one entry of C·A⁻¹ costs one solve with one
+        right-hand side instead of n."""
+        if e.prim != "index" or not isinstance(e.inputs[0], Var):
+            return False
+        src = prod.get(id(e.inputs[0]))
+        if src is None or uses.get(id(e.inputs[0]), 0) != 1 or src.prim != "matmul":
+            return False
+        X, Y = (b.wrap(a) for a in src.inputs)
+        if X.ndim != 2 or Y.ndim != 2:
+            return False
+        spec = e.param("spec")
+        rows = spec[0]
+        cols = spec[1] if len(spec) > 1 else ("slice", 0, Y.shape[1])
+        if _is_all(rows, X.shape[0]) and _is_all(cols, Y.shape[1]):
+            return False
+        Xr = X if _is_all(rows, X.shape[0]) else b.index(X, spec=(rows,))
+        inv = prod.get(id(Y.atom)) if isinstance(Y.atom, Var) else None
+        if _is_all(cols, Y.shape[1]):
+            Yc = Y
+        elif inv is not None and inv.prim == "inv" and uses.get(id(Y.atom), 0) == 1:
+            n = Y.shape[0]
+            I = b.emit("eye", n=n, dtype=Y.type.dtype if Y.type.dtype in ("f32", "f64") else "f64")
+            Yc = b.solve(b.wrap(inv.inputs[0]), b.index(I, spec=(("slice", 0, n), cols)))
+        else:
+            Yc = b.index(Y, spec=(("slice", 0, Y.shape[0]), cols))
+        return emit_as(b, e, "matmul", (Xr.atom, Yc.atom))
+    return rule
+
+
+def push_index(prog: Program) -> Program:
+    """Indexing pushed into products (see `_index_rule`), before `rewrite_inv`."""
+    uses = {}
+    for e in prog.eqns:
+        for a in e.inputs:
+            if isinstance(a, Var):
+                uses[id(a)] = uses.get(id(a), 0) + 1
+    for o in prog.outputs:
+        if isinstance(o, Var):
+            uses[id(o)] = uses.get(id(o), 0) + 1
+    return rewrite_each(prog, _index_rule(uses))
+
+
 def resolve_transpose(A, prod):
     """(A₀, trans) with A = A₀ or A₀ᵀ, looking through chains of transposes: so a solve with
     Aᵀ factors A once and applies the factorization transposed."""
@@ -199,5 +250,5 @@ def run_passes(prog: Program, passes) -> Program:
     return prog
 
 
-CANONICAL = (rewrite_inv, cse, dce, tidy_names)
+CANONICAL = (push_index, rewrite_inv, cse, dce, tidy_names)
 LOWERING = (share_factorizations, cse, dce)
