@@ -88,6 +88,7 @@ class Builder:
         # (xᵀ)ᵀ → x; off while a text Fréchet rule is elaborated: its linearity check must see
         # every transpose of a tangent it takes
         self.fold_transposes = True
+        self._def_index = [None, 0, {}]      # (list indexed, how far, id(var) -> defining eqn)
 
     # -- values ---------------------------------------------------------------------------
     def wrap(self, atom) -> Val:
@@ -100,7 +101,7 @@ class Builder:
         """The equation that defines `atom` (an index kept up to date incrementally)."""
         if not isinstance(atom, Var):
             return None
-        idx = self.__dict__.setdefault("_def_index", [None, 0, {}])
+        idx = self._def_index
         if idx[0] is not self.eqns or idx[1] > len(self.eqns):
             idx[:] = [self.eqns, 0, {}]
         for e in self.eqns[idx[1]:]:

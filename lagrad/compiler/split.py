@@ -2,11 +2,9 @@
 backward part (residuals + cotangents → gradients): what a vjp with saved residuals needs."""
 from __future__ import annotations
 
-import sympy
-
 from .ir import Program, Var
 from .passes import dce
-from .types import TensorType, as_dim
+from .types import TensorType, dim_names
 
 
 def split_adjoint(adj: Program, n_primal_in: int, n_out: int):
@@ -32,34 +30,31 @@ def split_adjoint(adj: Program, n_primal_in: int, n_out: int):
     return f, b
 
 
-def _names(x) -> set:
-    if isinstance(x, tuple):
-        return set().union(*map(_names, x)) if x else set()
-    return {s.name for s in x.free_symbols} if isinstance(x, sympy.Basic) else set()
-
-
 def _alone(v) -> set:
     t = v.type
-    return {as_dim(d).name for d in t.shape if as_dim(d).is_Symbol} if isinstance(t, TensorType) else set()
+    return {d.name for d in t.shape if d.is_Symbol} if isinstance(t, TensorType) else set()
+
+
+def _dims_of(v) -> set:
+    return dim_names(v.type.shape) if isinstance(v.type, TensorType) else set()
 
 
 def _dimension_carriers(bwd, inputs, primal_inputs, seen) -> list:
     """Primal inputs passed on to the backward part only so that it can bind a dimension its
     equations use but its residuals do not show alone (``k`` when every residual is n × n but a
     cotangent is padded to n × (n + k)); they are references, not copies."""
-    def dims_of(v):
-        return _names(tuple(as_dim(d) for d in v.type.shape)) if isinstance(v.type, TensorType) else set()
     needed = set()
     for e in bwd:
-        needed |= set().union(*(dims_of(o) for o in e.outputs)) if e.outputs else set()
+        for o in e.outputs:
+            needed |= _dims_of(o)
         for _, val in e.params:
-            needed |= _names(val)
-    have = set().union(*(dims_of(v) for v in inputs)) if inputs else set()
+            needed |= dim_names(val)
+    have = set().union(*map(_dims_of, inputs))
     out = []
     for d in sorted(needed - have):
         carrier = next((v for v in primal_inputs if d in _alone(v)), None)
         if carrier is not None and id(carrier) not in seen:
             seen.add(id(carrier))
             out.append(carrier)
-            have |= dims_of(carrier)
+            have |= _dims_of(carrier)
     return out

@@ -36,6 +36,16 @@ def dim_eq(a, b) -> bool:
     return sympy.expand(a - b) == 0
 
 
+def dim_names(v) -> set:
+    """The dimension names in a dimension expression, or in a tuple of them (nested: shapes,
+    index specs and other parameters; anything else has none)."""
+    if isinstance(v, sympy.Basic):
+        return {s.name for s in v.free_symbols}
+    if isinstance(v, tuple):
+        return set().union(*map(dim_names, v)) if v else set()
+    return set()
+
+
 def shape_eq(s, t) -> bool:
     return len(s) == len(t) and all(a == b or dim_eq(a, b) for a, b in zip(s, t))
 

@@ -33,16 +33,11 @@ def _want(out, name, dom):
         out[name] = dom
 
 
-def _operator_domains(op, dom_of_K) -> dict:
-    """Captured-value domains of an operator: what its body needs, and for a solver's K the
-    matrices applied to v (A in ``op K(v) = A @ v`` or ``2 * A @ v``) get the solver's domain."""
-    return value_domains(op.prog, applied=(op.prog.inputs[0], dom_of_K) if dom_of_K else None)
-
-
 def value_domains(prog, applied=None) -> dict:
     """Value name -> the domain a sampler must respect, from the primitives that consume it
     (SPD for cholesky and `assume="pos"` solves, stable for lyap, ρ < 1 for dlyap, full rank
-    for qr, SPD operators for cg), pulled back through transposes and positive scalings."""
+    for qr, SPD operators for cg), pulled back through transposes and positive scalings.
+    In an operator body, `applied` = (v, domain) gives the matrices applied to v that domain."""
     out = {}
     for e in prog.eqns:
         if applied and e.prim == "matmul" and e.inputs[1] is applied[0] and isinstance(e.inputs[0], Var):
@@ -63,7 +58,8 @@ def value_domains(prog, applied=None) -> dict:
                 if op is None:
                     continue
                 ins = {v.name: caps[offset + k] for k, v in enumerate(op.prog.inputs[1:])}
-                for name, dom in _operator_domains(op, dom_k).items():
+                applied = (op.prog.inputs[0], dom_k) if dom_k else None   # A in `op K(v) = A @ v`
+                for name, dom in value_domains(op.prog, applied).items():
                     if isinstance(ins.get(name), Var):
                         _want(out, ins[name].name, dom)
     for e in reversed(prog.eqns):          # pull domains back through domain-keeping steps

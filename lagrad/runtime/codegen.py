@@ -10,7 +10,7 @@ from . import reroll
 from ..compiler.ir import Lit, Program, Var
 from ..compiler.operators import Operator
 from ..compiler.primitive import get
-from ..compiler.types import TensorType
+from ..compiler.types import TensorType, dim_names
 
 RESERVED = {"P", "jax", "jnp", "np"}
 
@@ -62,7 +62,7 @@ def dim_bindings(prog: Program, names) -> list:
     needed = set()
     for e in prog.eqns:
         for _, v in e.params:
-            needed |= _dims_in(v)
+            needed |= dim_names(v)
     lines, bound = [], set()
     entries = [(v, k, sympy.expand(d)) for v in prog.inputs if isinstance(v.type, TensorType)
                for k, d in enumerate(v.type.shape)]
@@ -94,17 +94,6 @@ def _helps(sym, entries, needed) -> bool:
     """Whether a dimension name appears in an entry with a needed name (to solve for it)."""
     return any(sym in d.free_symbols and any(x.name in needed for x in d.free_symbols)
                for _, _, d in entries if not d.is_Symbol)
-
-
-def _dims_in(v) -> set:
-    if isinstance(v, sympy.Basic):
-        return {s.name for s in v.free_symbols}
-    if isinstance(v, tuple):
-        out = set()
-        for x in v:
-            out |= _dims_in(x)
-        return out
-    return set()
 
 
 def eqn_source(e, names, ops=None) -> str:

@@ -242,7 +242,7 @@ def scan_lines(run: Run, prog, names, emit_eqn, rid: int, producers_of_ys: dict)
         if q in run.dyn:
             params = tuple((k, run.dyn[q] if k == "spec" else v) for k, v in params)
         e2 = Eqn(e.prim, ins, params, tuple(outs), e.span, e.origin)
-        body.append(_dynamic_pad(e2) if q in run.dyn and e.prim == "index_pad" else emit_eqn(e2))
+        body.append(emit_eqn(e2))
     nxt = ", ".join(local[key] for _, key in run.carries)
     ys = ", ".join(local[key] for key in run.exports)
     body.append(f"return ({nxt}{',' if run.carries else ''}), ({ys}{',' if run.exports else ''})")
@@ -313,12 +313,3 @@ def _take(stacked: str, index: str, v) -> str:
     if isinstance(v.type, TensorType):
         return f"{stacked}{index}"
     return f"jax.tree_util.tree_map(lambda _a: _a{index}, {stacked})"
-
-
-def _dynamic_pad(e) -> str:
-    """index_pad at a moving position: zeros with y written at the iteration's place."""
-    from .codegen import py_expr
-    spec = e.param("spec")
-    idx = ", ".join(py_expr(it[1]) if it[0] == "at" else f"{py_expr(it[1])}:{py_expr(it[2])}" for it in spec)
-    y = e.inputs[0].name
-    return f"{e.outputs[0].name} = jnp.zeros({py_expr(tuple(e.param('shape')))}, {y}.dtype).at[{idx}].set({y})"

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from ..errors import InputError
+from .binding import collect
 
 
 def _torch():
@@ -74,17 +75,9 @@ def to_torch(f):
                          for g, keep in zip(gs, ctx.float_inputs))
 
     def run(*args, **kwargs):
-        if kwargs:
-            unknown = [k for k in kwargs if k not in names]
-            if unknown:
-                raise InputError(f"`{f.name}` has no argument `{unknown[0]}`")
-            if len(args) + len(kwargs) != len(names):
-                missing = [n for n in names[len(args):] if n not in kwargs]
-                raise InputError(f"`{f.name}` is missing argument(s) {', '.join(missing)}")
-            args = tuple(args) + tuple(kwargs[n] for n in names[len(args):])
-        if len(args) != len(names):
+        if len(args) != len(names) and not kwargs:
             raise InputError(f"`{f.name}` takes {len(names)} argument(s) ({', '.join(names)}), got {len(args)}")
-        return LagradFunction.apply(*args)
+        return LagradFunction.apply(*collect(f.name, f.params, args, kwargs))
 
     run.__name__ = f"{f.name}_torch"
     run.__doc__ = f"lagrad model `{f.name}` for PyTorch autograd (backward: lagrad's derived adjoint)."

@@ -117,9 +117,15 @@ def _np_index(spec):
 
 
 def _index_src(a, spec):
+    """`a[spec]` as source; positions may be expressions (a scan's iteration counter)."""
     from ..runtime.codegen import py_expr
     parts = [py_expr(it[1]) if it[0] == "at" else f"{py_expr(it[1])}:{py_expr(it[2])}" for it in spec]
     return f"{a}[{', '.join(parts)}]"
+
+
+def _pad_src(a, p):
+    from ..runtime.codegen import py_expr
+    return _index_src(f"jnp.zeros({py_expr(tuple(p['shape']))}, {a[0]}.dtype).at", p["spec"]) + f".set({a[0]})"
 
 
 # index: linear; transpose pads ȳ with zeros back to the indexed shape
@@ -143,7 +149,7 @@ def _pad_shape(types, params):
 # index_pad: zeros of `shape` with y written at spec; transpose: index
 register(Primitive(
     "index_pad", _pad_impl, _pad_shape, linear_in=(0,), internal=True,
-    math="Y = 0 with Y[spec] = y",
+    math="Y = 0 with Y[spec] = y", codegen=_pad_src,
     frechet=lambda b, x, dx, y, p: b.index_pad(dx[0], **p),
     transpose=lambda b, ct, x, y, p: [b.index(ct[0], spec=p["spec"])]))
 
