@@ -1,5 +1,4 @@
 """Tables for the .la parser: source → AST (spans are not compared), source → LaSyntaxError."""
-import time
 
 import pytest
 
@@ -377,13 +376,12 @@ def test_deep_nesting(wrap):
     assert expr == x and levels in (0 if wrap == "({})" else depth, 2 * depth)
 
 
-def test_long_model_parses_in_linear_time():
+def test_long_model_parses():
+    """10 000 statements parse with their positions (the time it takes is measured in
+    benchmarks/RESULTS_compile_scaling.md, not asserted here)."""
     n = 10000
     lines = "".join(f"    y{i} = A @ y{i - 1} + x * inv(A)[0, :]'  # step {i}\n" for i in range(n))
     src = f"model big(x: f64, A: f64[n, n], y_1: f64[n]) -> f64[n] {{\n{lines}    return y{n - 1}\n}}\n"
-    start = time.perf_counter()
     module = parse(src)
-    elapsed = time.perf_counter() - start
     assert len(module.items[0].body) == n + 1
     assert module.items[0].body[-1].span.line == n + 2
-    assert elapsed < 10, elapsed
