@@ -45,6 +45,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))   # lagrad from this checkout too
+from examples.plotting import pyplot, save  # noqa: E402  (the optional PNG)
 import lagrad  # noqa: E402
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -112,13 +113,8 @@ def train(mod, steps, lr, every, out=print):
 
 def plot(rows, hist_I, hist_P, path):
     """Two panels: the 20-sweep error against the training step, and error against sweep count."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print(f"\nmatplotlib is not installed: skipping the plot ({path.name}); "
-              "`pip install matplotlib` to get it.")
+    plt = pyplot(path)
+    if plt is None:
         return False
     steps, _, err20 = zip(*rows)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
@@ -137,11 +133,7 @@ def plot(rows, hist_I, hist_P, path):
     ax2.set_title("error against sweeps")
     ax2.legend()
     ax2.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    print(f"\nplot written to {path}")
-    return True
+    return save(fig, path)
 
 
 def main(argv=None) -> int:

@@ -43,6 +43,7 @@ import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))                        # lagrad and benchmarks/ from this checkout
+from examples.plotting import pyplot, save  # noqa: E402  (the optional PNG)
 from benchmarks.common import machine_description, markdown_table  # noqa: E402  (sets XLA_FLAGS before jax)
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -223,13 +224,8 @@ def timed_solve(A, M, rhs, tol, restart, maxiter, reps: int = 3):
 
 # ----------------------------------------------------------------------------- plot
 def plot(cases, path, restart):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print(f"\nmatplotlib is not installed: skipping the plot ({path.name}); "
-              "`pip install matplotlib` (the `plot` extra) to get it.")
+    plt = pyplot(path)
+    if plt is None:
         return False
     sizes = sorted({c["m"] for c in cases})
     shifts = sorted({c["shift"] for c in cases}, reverse=True)
@@ -257,11 +253,7 @@ def plot(cases, path, restart):
         row[0].set_ylabel("‖b − A x‖ / ‖b‖", fontsize=8)
     axes[0][0].legend(fontsize=7)
     fig.suptitle(f"GMRES({restart}) residual histories, right-preconditioned", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    print(f"\nplot written to {path}")
-    return True
+    return save(fig, path, dpi=110)
 
 
 # ----------------------------------------------------------------------------- main

@@ -32,6 +32,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))   # lagrad from this checkout
+from examples.plotting import pyplot, save  # noqa: E402  (the optional PNG)
 import lagrad  # noqa: E402
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -75,13 +76,8 @@ def rel(x, y):
 
 
 def plot(eps, errs, path):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print(f"\nmatplotlib is not installed: skipping the plot ({path.name}); "
-              "`pip install matplotlib` (the `plot` extra) to get it.")
+    plt = pyplot(path)
+    if plt is None:
         return False
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.loglog(eps, errs, "o-", label="‖H v (lagrad) − FD of ∇L‖ / ‖FD‖")
@@ -91,11 +87,7 @@ def plot(eps, errs, path):
     ax.set_title("f.hvp(wrt=[F, G, b, t]) vs finite differences of f.grad", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    print(f"\nplot written to {path}")
-    return True
+    return save(fig, path)
 
 
 def main(argv=None) -> int:

@@ -37,6 +37,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))   # lagrad from this checkout
+from examples.plotting import pyplot, save  # noqa: E402  (the optional PNG)
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import lagrad  # noqa: E402
@@ -123,13 +124,8 @@ def fd_check(mod, A, b, c, d, h=1e-6):
 
 
 def plot(hist_plain, hist_learned, hist_min, c, d, path):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print(f"\nmatplotlib is not installed: skipping the plot ({path.name}); "
-              "`pip install matplotlib` (the `plot` extra) to get it.")
+    plt = pyplot(path)
+    if plt is None:
         return False
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4), gridspec_kw={"width_ratios": [3, 2]})
     k = np.arange(hist_plain.shape[1])
@@ -151,11 +147,7 @@ def plot(hist_plain, hist_learned, hist_min, c, d, path):
     ax2.set_xlabel("iteration k")
     ax2.set_title("learned corrections (plain CG: c = 1, d = 0)")
     ax2.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    print(f"\nplot written to {path}")
-    return True
+    return save(fig, path)
 
 
 def main(argv=None) -> int:
@@ -176,7 +168,7 @@ def main(argv=None) -> int:
     K = a.iters
     As, bs = spd_family(a.train, a.n, a.kappa, seed=0)
     At, bt = spd_family(a.test, a.n, a.kappa, seed=1)
-    ones, zeros = np.ones(K), np.zeros(K)
+    ones = np.ones(K)
     ok = True
     print(f"Learned CG corrections: K = {K}, n = {a.n}, κ ≤ {a.kappa:g}, "
           f"{a.train} training / {a.test} held-out systems")

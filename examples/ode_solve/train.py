@@ -31,6 +31,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))   # lagrad from this checkout
+from examples.plotting import pyplot, save  # noqa: E402  (the optional PNG)
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import lagrad  # noqa: E402
@@ -110,13 +111,8 @@ def train(mod, params, dt, N, steps, lr, every=50, out=print):
 
 
 def plot(Y_before, Y_after, hist, dt, path):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print(f"\nmatplotlib is not installed: skipping the plot ({path.name}); "
-              "`pip install matplotlib` (the `plot` extra) to get it.")
+    plt = pyplot(path)
+    if plt is None:
         return False
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     t = dt * np.arange(len(Y_before))
@@ -134,11 +130,7 @@ def plot(Y_before, Y_after, hist, dt, path):
     ax2.set_ylabel("‖y(T) − y_target‖²")
     ax2.set_title("final-time loss, gradient through the RK4 trajectory")
     ax2.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    print(f"\nplot written to {path}")
-    return True
+    return save(fig, path)
 
 
 def main(argv=None) -> int:

@@ -51,6 +51,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))   # lagrad from this checkout
+from examples.plotting import pyplot, save  # noqa: E402  (the optional PNG)
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import lagrad  # noqa: E402
@@ -168,13 +169,8 @@ def fd_check(mod, variant, params, s, unroll=1, h=1e-6, seed=7):
 
 
 def plot(hists, path, title):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print(f"\nmatplotlib is not installed: skipping the plot ({path.name}); "
-              "`pip install matplotlib` (the `plot` extra) to get it.")
+    plt = pyplot(path)
+    if plt is None:
         return False
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     k = np.arange(7)
@@ -187,11 +183,7 @@ def plot(hists, path, title):
     ax.set_title(title, fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    print(f"\nplot written to {path}")
-    return True
+    return save(fig, path)
 
 
 def main(argv=None) -> int:

@@ -36,6 +36,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))   # lagrad from this checkout
+from examples.plotting import pyplot, save  # noqa: E402  (the optional PNG)
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import lagrad  # noqa: E402
@@ -129,13 +130,8 @@ def fd_check(mod, params, phi, xstar, h=1e-6, seed=7):
 
 
 def plot(hist, phi, X, Xp, path):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print(f"\nmatplotlib is not installed: skipping the plot ({path.name}); "
-              "`pip install matplotlib` (the `plot` extra) to get it.")
+    plt = pyplot(path)
+    if plt is None:
         return False
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     steps, tr, he = zip(*hist)
@@ -156,11 +152,7 @@ def plot(hist, phi, X, Xp, path):
     ax2.set_title("held-out: x* (dots) vs solve(A(φ), b(φ)) (lines)")
     ax2.legend(fontsize=7)
     ax2.grid(True, alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    print(f"\nplot written to {path}")
-    return True
+    return save(fig, path)
 
 
 def main(argv=None) -> int:

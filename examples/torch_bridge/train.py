@@ -24,6 +24,7 @@ sys.path.append(str(HERE.parents[1]))       # lagrad from this checkout when not
 
 import lagrad  # noqa: E402
 import torch  # noqa: E402
+from examples.plotting import pyplot, save  # noqa: E402  (the optional PNG)
 
 
 class StableDrift(torch.nn.Module):
@@ -83,21 +84,15 @@ def main():
     print("torch.autograd.gradcheck on the bridge:", gradcheck())
     hist = train(a.n, a.steps)
     print(f"loss ‖P(F) − Σ‖²: {hist[0]:.4e} at step 1 → {hist[-1]:.4e} at step {len(hist)}")
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib is not installed: no plot (pip install matplotlib)")
+    plt = pyplot(HERE / "torch_bridge.png")
+    if plt is None:
         return
     fig, ax = plt.subplots(figsize=(5, 3.2))
     ax.semilogy(range(1, len(hist) + 1), hist)
     ax.set_xlabel("Adam step (torch.optim)")
     ax.set_ylabel("‖lyap(F, Q) − Σ‖²_F")
     ax.set_title(f"PyTorch model, lagrad Lyapunov solve (n = {a.n})")
-    fig.tight_layout()
-    fig.savefig(HERE / "torch_bridge.png", dpi=120)
-    print("wrote", HERE / "torch_bridge.png")
+    save(fig, HERE / "torch_bridge.png")
 
 
 if __name__ == "__main__":
