@@ -40,11 +40,11 @@ def doubling_dlyap(A, Q, K):
 
 
 def lyap_steps(A) -> int:
-    return int(jax.jit(lyap_factor_impl)(jnp.asarray(A))[2])
+    return int(jax.jit(lyap_factor_impl)(jnp.asarray(A))[-1])
 
 
 def dlyap_steps(A) -> int:
-    return int(jax.jit(dlyap_factor_impl)(jnp.asarray(A))[1])
+    return int(jax.jit(dlyap_factor_impl)(jnp.asarray(A))[-1])
 
 
 def lyap_custom(K):

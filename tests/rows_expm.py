@@ -2,7 +2,7 @@
 
 References are JAX's own: `jax.scipy.linalg.expm` and `expm_frechet` (which JAX differentiates,
 so the `grad` check compares lagrad's derived adjoint with jax.grad). Inputs come at three
-norms so the rows exercise no squaring, a few, and more than the factor stores (NSQ)."""
+norms so the rows exercise no squaring, a few, and more than the factor keeps (MAX_SQUARES)."""
 from __future__ import annotations
 
 import jax.scipy.linalg as jsl

@@ -12,13 +12,14 @@ import scipy.linalg as sla
 
 import lagrad
 
-MODELS = lagrad.loads("""
+MODELS_TEXT = """
 model lyap_of(A: f64[n, n], Q: f64[n, n]) -> f64[n, n] { return lyap(A, Q) }
 model dlyap_of(A: f64[n, n], Q: f64[n, n]) -> f64[n, n] { return dlyap(A, Q) }
 model loss(A: f64[n, n], Q: f64[n, n], W: f64[n, n]) -> f64 { return sum(W * lyap(A, Q)) }
 model dloss(A: f64[n, n], Q: f64[n, n], W: f64[n, n]) -> f64 { return sum(W * dlyap(A, Q)) }
 model two_uses(A: f64[n, n], Q: f64[n, n]) -> f64 { return sum(lyap(A, Q) * lyap(A', Q)) }
-""", name="lyap_tests.la")
+"""
+MODELS = lagrad.loads(MODELS_TEXT, name="lyap_tests.la")
 
 
 def rel(a, b):
@@ -206,3 +207,34 @@ def test_shape_errors_are_lagrad_errors_with_a_position():
     with pytest.raises(lagrad.LagradError, match="right-hand side Q") as e:
         lagrad.loads("model f(A: f64[n, n], Q: f64[n, m]) -> f64[n, n] { return dlyap(A, Q) }")
     assert e.value.line == 1
+
+
+@pytest.mark.parametrize("slots", [1, 2, 3])
+def test_steps_beyond_the_stored_slots_are_recomputed(monkeypatch, slots):
+    """The factor stores the first S steps and the iterate after them; an apply with K > S
+    recomputes the rest. With S forced down to 1–3, the solves (plain and transposed, as the
+    adjoint uses them) agree with scipy and the derived gradient with the default (stored) run."""
+    import lagrad.stdlib.buffers as B
+    import lagrad.stdlib.lyap as L
+    rng = np.random.default_rng(slots)
+    for kind, cases, ref, loss in (
+            ("lyap", STABLE, lambda A, Q: sla.solve_continuous_lyapunov(A, -Q), "loss"),
+            ("dlyap", CONTRACTIVE, sla.solve_discrete_lyapunov, "dloss")):
+        factor, apply = getattr(L, f"{kind}_factor_impl"), getattr(L, f"{kind}_apply_impl")
+        beyond = 0
+        for name, make in sorted(cases.items()):
+            A = make(rng)
+            Q, W = rng.standard_normal(A.shape), rng.standard_normal(A.shape)
+            stored = getattr(MODELS, loss).grad(("A", "Q"))(A, Q, W)
+            monkeypatch.setattr(B, "MIN_SLOTS", slots)
+            monkeypatch.setattr(B, "MAX_SLOTS", slots)
+            F = jax.jit(lambda A: factor(A))(A)        # a fresh function: traced anew
+            assert F[0].shape[0] == slots
+            beyond += int(F[-1]) > slots
+            assert rel(jax.jit(lambda F, Q: apply(F, Q))(F, Q), ref(A, Q)) <= 1e-10
+            assert rel(jax.jit(lambda F, Q: apply(F, Q, trans=True))(F, Q), ref(A.T, Q)) <= 1e-10
+            fresh = lagrad.loads(MODELS_TEXT, name=f"slots_{slots}_{kind}_{name}.la")
+            recomputed = getattr(fresh, loss).grad(("A", "Q"))(A, Q, W)
+            assert all(rel(a, b) <= 1e-10 for a, b in zip(recomputed, stored))
+            monkeypatch.undo()
+        assert beyond >= 3, (kind, beyond)         # the recomputing path ran for most cases

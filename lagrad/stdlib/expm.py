@@ -17,7 +17,8 @@ U = A (A₆ W₁ + W₂), V = A₆ Z₁ + Z₂, and square s times. There is no 
 costs more squarings, never a NaN (JAX's expm returns NaN past 16 squarings).
 
 The factorization-like value ``expm_factor(A)`` keeps what the derivative reuses: the scaled
-A and its powers A₂ A₄ A₆, the Padé pieces W₁ W Z₁, (V − U)⁻¹, r, its first squares r^(2ʲ), s and e^A.
+A and its powers A₂ A₄ A₆, the Padé piece W, (V − U)⁻¹, r and its first squares r^(2ʲ), the last
+square before e^A and s (``expm_value`` squares it once more; a gradient does not need it).
 ``expm_frechet_apply(F, E)`` then differentiates the Padé approximant with the same scaling
 (12 products and one LU solve) and the squarings (L ← X L + L X, X ← X²: three products per
 squaring, instead of eight for a 2n × 2n block exponential). With ``trans=true`` it applies
@@ -37,6 +38,7 @@ from ..compiler.passes import emit_as, resolve_transpose
 from ..compiler.primitive import Primitive, register
 from ..compiler.types import FactorType, TensorType, dim_eq, fmt_shape, promote
 from . import shapes
+from .buffers import keep, slots
 from .linalg import _factor, _factor_arg, _linear_in_b
 
 # [13/13] Padé coefficients b₀ … b₁₃ and θ₁₃, the largest ‖A‖₁ it is accurate for in float64
@@ -45,7 +47,9 @@ B13 = (64764752532480000., 32382376266240000., 7771770303897600., 11873537964288
        129060195264000., 10559470521600., 670442572800., 33522128640., 1323241920., 40840800.,
        960960., 16380., 182., 1.)
 THETA13 = 5.371920351148152
-NSQ = 8            # squarings whose powers r^(2ʲ) the factor keeps (the rest are recomputed)
+MAX_SQUARES = 6    # squarings whose powers r^(2ʲ) the factor keeps at most (s ≤ 6 for ‖A‖₁ ≤ 344),
+SQUARE_BYTES = 4 << 20   # and at most this many bytes of them (at least r itself); the apply
+                         # squares on from the last kept one (one more product per squaring)
 
 
 # ---- numerics ------------------------------------------------------------------------------
@@ -62,9 +66,12 @@ def _squarings(A):
 
 
 def expm_factor_impl(A):
-    """(As, A2, A4, A6, W1, W, Z1, Qinv, r, squares, s, expA) for the scaled As = A/2ˢ:
-    Qinv = (V − U)⁻¹ (q₁₃ is well conditioned for ‖As‖₁ ≤ θ₁₃, Higham 2005 §2, so its inverse
-    is as good as a solve), r = Qinv (U + V), squares[j] = r^(2ʲ) for j < min(s, NSQ)."""
+    """(As, A2, A4, A6, W, Qinv, squares, top, s) for the scaled As = A/2ˢ: Qinv = (V − U)⁻¹
+    (q₁₃ is well conditioned for ‖As‖₁ ≤ θ₁₃, Higham 2005 §2, so its inverse is as good as a
+    solve), squares[j] = r^(2ʲ) for j < min(s, S) with r = Qinv (U + V) = squares[0], S
+    from the shape (``MAX_SQUARES``, ``SQUARE_BYTES``), and top = r^(2^(s−1)) (r when s = 0): e^A is
+    top², computed by ``expm_value`` only where the value is used (a gradient needs the squares
+    below it, not e^A)."""
     A = _float(A)
     b = B13
     s = _squarings(A)
@@ -73,25 +80,34 @@ def expm_factor_impl(A):
     A2 = As @ As
     A4 = A2 @ A2
     A6 = A4 @ A2
-    W1 = b[13] * A6 + b[11] * A4 + b[9] * A2
+    W1, Z1 = _w1_z1(A2, A4, A6)
     W = A6 @ W1 + (b[7] * A6 + b[5] * A4 + b[3] * A2 + b[1] * eye)
-    Z1 = b[12] * A6 + b[10] * A4 + b[8] * A2
     U = As @ W
     V = A6 @ Z1 + (b[6] * A6 + b[4] * A4 + b[2] * A2 + b[0] * eye)
     Qinv = jnp.linalg.inv(V - U)
     r = Qinv @ (U + V)
+    S = slots(A.shape[-1], A.dtype, most=MAX_SQUARES, least=1, budget=SQUARE_BYTES)
+    squares = jnp.zeros((S,) + r.shape, r.dtype).at[0].set(r)
 
-    def square(j, c):
+    def square(j, c):                          # X = r^(2^(j−1)) → r^(2ʲ), kept while j < S
         X, squares = c
-        slot = jnp.minimum(j, NSQ - 1)                       # keep the first NSQ only
-        squares = jax.lax.dynamic_update_index_in_dim(squares, jnp.where(j < NSQ, X, squares[slot]), slot, 0)
-        return X @ X, squares
-    expA, squares = jax.lax.fori_loop(0, s, square, (r, jnp.zeros((NSQ,) + r.shape, r.dtype)))
-    return As, A2, A4, A6, W1, W, Z1, Qinv, r, squares, s, expA
+        X = X @ X
+        return X, keep(squares, X, j)
+    top, squares = jax.lax.fori_loop(1, jnp.maximum(s, 1), square, (r, squares))
+    return As, A2, A4, A6, W, Qinv, squares, top, s
+
+
+def _w1_z1(A2, A4, A6):
+    """The Padé pieces W₁ = b₁₃A₆ + b₁₁A₄ + b₉A₂ and Z₁ = b₁₂A₆ + b₁₀A₄ + b₈A₂ (elementwise: the
+    apply recomputes them rather than the factor keeping two more matrices)."""
+    b = B13
+    return b[13] * A6 + b[11] * A4 + b[9] * A2, b[12] * A6 + b[10] * A4 + b[8] * A2
 
 
 def expm_value_impl(F):
-    return F[-1]
+    """e^A = top² (s ≥ 1), or r itself when there is no squaring."""
+    top, s = F[-2], F[-1]
+    return jax.lax.cond(s > 0, lambda X: X @ X, lambda X: X, top)
 
 
 def expm_frechet_apply_impl(F, E, *, trans=False):
@@ -101,8 +117,10 @@ def expm_frechet_apply_impl(F, E, *, trans=False):
     runs the same products on Eᵀ."""
     if trans:
         return expm_frechet_apply_impl(F, jnp.asarray(E).T).T
-    As, A2, A4, A6, W1, W, Z1, Qinv, r, squares, s, _ = F
+    As, A2, A4, A6, W, Qinv, squares, _, s = F
     b = B13
+    W1, Z1 = _w1_z1(A2, A4, A6)
+    r = squares[0]
     dt = jnp.result_type(As.dtype, jnp.asarray(E).dtype)
     Es = jnp.asarray(E, dt) * jnp.exp2(-s.astype(dt))
     M2 = As @ Es + Es @ As                      # d(A²)
@@ -116,13 +134,15 @@ def expm_frechet_apply_impl(F, E, *, trans=False):
     # r = (V − U)⁻¹(U + V): (V − U) dr = dU + dV + (dU − dV) r
     L = Qinv @ (Lu + Lv + (Lu - Lv) @ r)
 
-    def squaring(j, XL):
-        """d(X²) = X dX + dX X with X = r^(2ʲ): stored for j < NSQ, squared on from there."""
+    # d(X²) = X dX + dX X with X = r^(2ʲ): read from the kept squares for j < S …
+    S = squares.shape[0]
+    L = jax.lax.fori_loop(0, jnp.minimum(s, S), lambda j, L: squares[j] @ L + L @ squares[j], L)
+
+    def later(j, XL):                           # … and squared on from the last kept one after
         X, L = XL
-        X = jnp.where(j < NSQ, squares[jnp.minimum(j, NSQ - 1)], X)
-        X_next = jax.lax.cond(j + 1 >= NSQ, lambda X: X @ X, lambda X: X, X)
-        return X_next, X @ L + L @ X
-    return jax.lax.fori_loop(0, s, squaring, (r, L))[1]
+        X = X @ X
+        return X, X @ L + L @ X
+    return jax.lax.fori_loop(S, jnp.maximum(s, S), later, (squares[S - 1], L))[1]
 
 
 # ---- primitives ----------------------------------------------------------------------------

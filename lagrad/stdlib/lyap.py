@@ -6,7 +6,7 @@ adjoint equation reuses the forward factor — products only.
 * ``lyap_factor(A)``: the scaled Newton iteration for the matrix sign function (Roberts 1980;
   Benner & Quintana-Ortí 1999), A₀ = A, A_{k+1} = (c_k A_k + (c_k A_k)⁻¹)/2 with
   c_k = sqrt(‖A_k⁻¹‖_F/‖A_k‖_F); it converges to sign(A) = −I exactly when A is stable. The
-  factor keeps every A_k⁻¹ and c_k. ``lyap_apply`` runs Q₀ = Q,
+  factor keeps the A_k⁻¹ and c_k (see below). ``lyap_apply`` runs Q₀ = Q,
   Q_{k+1} = (c_k Q_k + c_k⁻¹ A_k⁻¹ Q_k A_k⁻ᵀ)/2 and returns X = ½ Q_K. (Invariant:
   A_k X + X A_kᵀ + Q_k = 0 for every k; at A_K = −I it reads X = ½ Q_K.) For Aᵀ the iterates are
   the A_kᵀ with the same c_k, so ``trans=true`` runs the recurrence with A_k⁻ᵀ.
@@ -14,8 +14,12 @@ adjoint equation reuses the forward factor — products only.
   below the unit roundoff; ``dlyap_apply`` runs X₀ = Q, X_{k+1} = X_k + A_k X_k A_kᵀ, i.e.
   X_K = Σ_{j < 2^K} A^j Q A^jᵀ (the remainder is A_K X A_Kᵀ). ``trans=true`` uses A_kᵀ.
 
-Both factors are fixed-size buffers (``KMAX`` slots) filled inside ``lax.while_loop`` plus the
-count K of slots used, so everything is whole-matrix work that runs on a GPU and under vmap.
+Both iterations run inside ``lax.while_loop`` for at most ``KMAX`` steps. The factor keeps the
+matrices of the first S steps in a fixed-size buffer, S = ``buffers.slots(n)`` (4–16; the usual
+K is 5–12), plus the iterate reached after S steps; an apply whose K exceeds S recomputes the
+later steps from that iterate (one inverse, or one squaring, per extra step) instead of reading
+them (see lagrad/stdlib/buffers.py for why the buffer is not KMAX long). Everything is
+whole-matrix work that runs on a GPU and under vmap.
 The sign iteration stops when ‖A_K + I‖_F ≤ 10 n ε, or when the steps stop shrinking
 quadratically (a stall) and the outcome is clear: within √(nε) of −I (accepted: the rounding
 floor of an ill-conditioned A), or ‖A_K + I‖_F ≥ 1 (a limit ≠ −I: A is not stable).
@@ -49,9 +53,10 @@ from ..compiler.primitive import Primitive, register
 from ..compiler.types import FactorType, TensorType, dim_eq, fmt_shape, promote
 from ..errors import InputError
 from . import shapes
+from .buffers import keep, slots
 from .linalg import _factor, _factor_arg, _linear_in_b
 
-KMAX = 50                  # buffer slots: sign-iteration steps / squarings at most
+KMAX = 50                  # sign-iteration steps / squarings at most
 
 
 # ---- numerics ------------------------------------------------------------------------------
@@ -72,8 +77,9 @@ def _oriented(M, trans):
 
 
 def lyap_factor_impl(A):
-    """(inverses[KMAX, n, n], scalings[KMAX], K): the scaled sign iteration of A, K = −1 when it
-    did not converge to −I (A not stable)."""
+    """(inverses[S, n, n], scalings[KMAX], A_S, K): the scaled sign iteration of A with the
+    inverses of its first S = slots(n) steps and the iterate A_S after them; K = −1 when it did
+    not converge to −I (A not stable)."""
     A = jnp.asarray(A)
     dt = A.dtype if jnp.issubdtype(A.dtype, jnp.floating) else jnp.float64
     A = A.astype(dt)
@@ -83,18 +89,18 @@ def lyap_factor_impl(A):
     tol = 10.0 * n * eps                      # ‖A_K + I‖_F at convergence
     accept = jnp.sqrt(eps) * jnp.sqrt(n)      # the most a stalled iteration may miss −I by
     inf = jnp.array(jnp.inf, dt)
+    S = slots(n, dt, KMAX)
 
     def cond(s):
-        k, _, _, _, _, _, done = s
+        k, _, _, _, _, _, _, done = s
         return (k < KMAX) & ~done
 
     def body(s):
-        k, Ak, invs, cs, delta, change, _ = s
-        Ainv = jnp.linalg.inv(Ak)
-        c = jnp.sqrt(_fro(Ainv) / _fro(Ak))
-        A_next = 0.5 * (c * Ak + Ainv / c)
-        invs = jax.lax.dynamic_update_index_in_dim(invs, Ainv, k, 0)
+        k, Ak, invs, cs, AS, delta, change, _ = s
+        Ainv, c, A_next = _sign_step(Ak)
+        invs = keep(invs, Ainv, k)
         cs = jax.lax.dynamic_update_index_in_dim(cs, c, k, 0)
+        AS = jnp.where(k + 1 == S, A_next, AS)
         d_next = _fro(A_next + eye)
         ch_next = _fro(A_next - Ak)
         finite = jnp.isfinite(d_next) & jnp.isfinite(ch_next)
@@ -107,65 +113,91 @@ def lyap_factor_impl(A):
         # Re > 0: failure); a stall in between (a slow non-normal transient) keeps iterating
         decided = (d_next <= accept) | (d_next >= 1.0)
         done = converged | (stalled & decided) | ~finite
-        return k + 1, A_next, invs, cs, d_next, ch_next, done
+        return k + 1, A_next, invs, cs, AS, d_next, ch_next, done
 
-    s0 = (jnp.array(0, jnp.int32), A, jnp.zeros((KMAX, n, n), dt), jnp.ones((KMAX,), dt),
+    s0 = (jnp.array(0, jnp.int32), A, jnp.zeros((S, n, n), dt), jnp.ones((KMAX,), dt), A,
           _fro(A + eye), inf, jnp.array(False))
-    K, AK, invs, cs, delta, _, _ = jax.lax.while_loop(cond, body, s0)
+    K, _, invs, cs, AS, delta, _, _ = jax.lax.while_loop(cond, body, s0)
     ok = jnp.isfinite(delta) & (delta <= accept)
-    return invs, cs, jnp.where(ok, K, -1)
+    return invs, cs, AS, jnp.where(ok, K, -1)
+
+
+def _sign_step(Ak):
+    """One scaled Newton step: (A_k⁻¹, c_k, A_{k+1} = (c_k A_k + A_k⁻¹/c_k)/2)."""
+    Ainv = jnp.linalg.inv(Ak)
+    c = jnp.sqrt(_fro(Ainv) / _fro(Ak))
+    return Ainv, c, 0.5 * (c * Ak + Ainv / c)
 
 
 def lyap_apply_impl(F, Q, *, trans=False):
-    """X with A X + X Aᵀ + Q = 0 (Aᵀ X + X A + Q = 0 if trans) from F = lyap_factor(A)."""
-    invs, cs, K = F
+    """X with A X + X Aᵀ + Q = 0 (Aᵀ X + X A + Q = 0 if trans) from F = lyap_factor(A): the
+    stored steps, then (when K > S) the later ones recomputed from the iterate A_S."""
+    invs, cs, AS, K = F
     dt = jnp.result_type(invs.dtype, jnp.asarray(Q).dtype)
     Q = jnp.asarray(Q, dt)
 
-    def body(k, Qk):
-        M = _oriented(invs[k].astype(dt), trans)
-        c = cs[k].astype(dt)
+    def step(Qk, Ainv, c):           # Q_{k+1} = (c_k Q_k + c_k⁻¹ M_k Q_k M_kᵀ)/2
+        M = _oriented(Ainv.astype(dt), trans)
+        c = c.astype(dt)
         return 0.5 * (c * Qk + (M @ Qk @ M.T) / c)
 
-    QK = jax.lax.fori_loop(0, jnp.maximum(K, 0), body, Q)
+    S = invs.shape[0]
+    QS = jax.lax.fori_loop(0, jnp.clip(K, 0, S), lambda k, Qk: step(Qk, invs[k], cs[k]), Q)
+
+    def later(k, QA):
+        Qk, Ak = QA
+        Ainv, c, A_next = _sign_step(Ak)
+        return step(Qk, Ainv, c), A_next
+    QK = jax.lax.fori_loop(S, jnp.maximum(K, S), later, (QS, AS))[0]
     return jnp.where(K >= 0, 0.5 * QK, jnp.array(jnp.nan, dt))
 
 
 def dlyap_factor_impl(A):
-    """(powers[KMAX, n, n], K) with powers[k] = A^(2^k) for k < K; K = −1 when the powers did
-    not decay below the unit roundoff (spectral radius ≥ 1)."""
+    """(powers[S, n, n], A_S, K) with powers[k] = A^(2^k) for k < min(K, S), S = slots(n), and
+    A_S = A^(2^S); K = −1 when the powers did not decay below the unit roundoff (spectral
+    radius ≥ 1)."""
     A = jnp.asarray(A)
     dt = A.dtype if jnp.issubdtype(A.dtype, jnp.floating) else jnp.float64
     A = A.astype(dt)
     n = A.shape[-1]
     small = jnp.sqrt(_eps(dt))                # ‖A_K‖_F² ≤ eps: the remainder A_K X A_Kᵀ is negligible
+    S = slots(n, dt, KMAX)
 
     def cond(s):
-        k, _, _, nrm = s
+        k, _, _, _, nrm = s
         return (k < KMAX) & (nrm > small) & jnp.isfinite(nrm)
 
     def body(s):
-        k, Ak, pows, _ = s
-        pows = jax.lax.dynamic_update_index_in_dim(pows, Ak, k, 0)
+        k, Ak, pows, AS, _ = s
+        pows = keep(pows, Ak, k)
         A_next = Ak @ Ak
-        return k + 1, A_next, pows, _fro(A_next)
+        AS = jnp.where(k + 1 == S, A_next, AS)
+        return k + 1, A_next, pows, AS, _fro(A_next)
 
-    s0 = (jnp.array(0, jnp.int32), A, jnp.zeros((KMAX, n, n), dt), _fro(A))
-    K, _, pows, nrm = jax.lax.while_loop(cond, body, s0)
-    return pows, jnp.where(nrm <= small, K, -1)
+    s0 = (jnp.array(0, jnp.int32), A, jnp.zeros((S, n, n), dt), A, _fro(A))
+    K, _, pows, AS, nrm = jax.lax.while_loop(cond, body, s0)
+    return pows, AS, jnp.where(nrm <= small, K, -1)
 
 
 def dlyap_apply_impl(F, Q, *, trans=False):
-    """X with A X Aᵀ − X + Q = 0 (Aᵀ X A − X + Q = 0 if trans) from F = dlyap_factor(A)."""
-    pows, K = F
+    """X with A X Aᵀ − X + Q = 0 (Aᵀ X A − X + Q = 0 if trans) from F = dlyap_factor(A): the
+    stored powers, then (when K > S) the later ones squared on from A_S."""
+    pows, AS, K = F
     dt = jnp.result_type(pows.dtype, jnp.asarray(Q).dtype)
     Q = jnp.asarray(Q, dt)
 
-    def body(k, X):
-        M = _oriented(pows[k].astype(dt), trans)
+    def step(X, P):                  # X ← X + M X Mᵀ, M = A^(2^k) (its transpose if trans)
+        M = _oriented(P.astype(dt), trans)
         return X + M @ X @ M.T
 
-    X = jax.lax.fori_loop(0, jnp.maximum(K, 0), body, Q)
+    S = pows.shape[0]
+    XS = jax.lax.fori_loop(0, jnp.clip(K, 0, S), lambda k, X: step(X, pows[k]), Q)
+
+    def later(k, XP):
+        X, P = XP
+        P_next = jax.lax.cond(k + 1 < K, lambda P: P @ P, lambda P: P, P)   # no unused last square
+        return step(X, P), P_next
+    X = jax.lax.fori_loop(S, jnp.maximum(K, S), later, (XS, AS))[0]
     return jnp.where(K >= 0, X, jnp.array(jnp.nan, dt))
 
 
@@ -192,12 +224,12 @@ def _square_input(A, who):
 
 @jax.jit
 def _lyap_count(A):
-    return lyap_factor_impl(A)[2]
+    return lyap_factor_impl(A)[-1]
 
 
 @jax.jit
 def _dlyap_count(A):
-    return dlyap_factor_impl(A)[1]
+    return dlyap_factor_impl(A)[-1]
 
 
 def _converged(A, count):
@@ -260,9 +292,10 @@ def _flip(kind):
     return _linear_in_b(lambda b, F, ct, p: b.emit(f"{kind}_apply", F, ct, trans=not p.get("trans", False)))
 
 
-# lyap_factor: the sign-iteration inverses A_k⁻¹, scalings c_k and step count K (−1: A not stable)
+# lyap_factor: the sign-iteration inverses A_k⁻¹ (first S steps), scalings c_k, iterate A_S and
+# step count K (−1: A not stable)
 register(Primitive("lyap_factor", lyap_factor_impl, _factor_shape("lyap"), internal=True,
-                   math="F = {A_k⁻¹, c_k} of sign(A)"))
+                   math="F = {A_k⁻¹ (k < S), c_k, A_S} of sign(A)"))
 
 # lyap_apply: X with A X + X Aᵀ + Q = 0 (Aᵀ X + X A + Q = 0 if trans): Q_{k+1} =
 # (c_k Q_k + c_k⁻¹ M_k Q_k M_kᵀ)/2, M_k = A_k⁻¹ (A_k⁻ᵀ), X = Q_K/2; linear in Q, transpose flips trans
@@ -270,9 +303,10 @@ register(Primitive(
     "lyap_apply", lyap_apply_impl, _apply_shape("lyap"), linear_in=(1,), kwargs={"trans": False},
     internal=True, math="A X + X Aᵀ + Q = 0 (Aᵀ if trans)", transpose=_flip("lyap")))
 
-# dlyap_factor: the squared powers A^(2^k) and their count K (−1: spectral radius ≥ 1)
+# dlyap_factor: the squared powers A^(2^k) (first S), A^(2^S) and their count K (−1: spectral
+# radius ≥ 1)
 register(Primitive("dlyap_factor", dlyap_factor_impl, _factor_shape("dlyap"), internal=True,
-                   math="F = {A^(2^k)}"))
+                   math="F = {A^(2^k) (k < S), A^(2^S)}"))
 
 # dlyap_apply: X with A X Aᵀ − X + Q = 0 (Aᵀ if trans): X ← X + A_k X A_kᵀ; linear in Q,
 # transpose flips trans
