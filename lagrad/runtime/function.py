@@ -25,8 +25,20 @@ from .lower import to_jax
 _ARRAY = type(jnp.zeros(()))          # the concrete jax.Array class (tracers are not it)
 
 
+def _fast_key(args):
+    """((shape, dtype), ...) when every argument is a concrete jax.Array (not a tracer, NumPy
+    array or scalar), else None: the key of Function's per-shape cache."""
+    for a in args:
+        if type(a) is not _ARRAY:
+            return None
+    return tuple([(a.shape, a.dtype) for a in args])
+
+
 def _seed(dtype):
-    return np.float32(1.0) if dtype == "f32" else np.float64(1.0)
+    """The output seed 1 of a gradient, as a device array: made once per cached program, it is
+    passed to the jitted adjoint without the per-call host-to-device conversion a NumPy scalar
+    costs (≈ 1.8 µs, a tenth of a small gradient call)."""
+    return jnp.asarray(np.float32(1.0) if dtype == "f32" else np.float64(1.0))
 
 
 class Compiled:
@@ -167,12 +179,11 @@ class Function:
         unchanged (declared dtype), with shapes seen before: the dimensions depend only on
         (shape, dtype), so the checks' outcome is cached, and `slot` (a dict, None off the fast
         path) keeps what the caller resolved from those dims (the jitted program), per purpose."""
-        key = None
-        if not kwargs and not self.check_finite and all(type(a) is _ARRAY for a in args):
-            key = tuple((a.shape, a.dtype) for a in args)
+        key = _fast_key(args) if not kwargs and not self.check_finite else None
+        if key is not None:
             hit = self._bind_cache.get(key)
             if hit is not None:
-                return args, dict(hit[0]), hit[1]
+                return args, hit[0], hit[1]          # callers only read the dims
         arrays, dims = binding.bind(self.name, self.params, args, kwargs, check_finite=self.check_finite)
         slot = None
         if key is not None and len(self._bind_cache) < 64 and all(a is b for a, b in zip(arrays, args)):
@@ -222,8 +233,15 @@ class Function:
     def _grad_impl(self, wrt, keep):
         idx, single = self._wrt(wrt)
         purpose = ("adjoint", idx, keep)
+        fast = {}                                   # (shape, dtype) key -> (jitted adjoint, seed)
 
         def run(*args, **kwargs):
+            hit = fast.get(_fast_key(args)) if not kwargs else None
+            if hit is not None:                     # shapes seen before: straight to the program
+                res = hit[0](*args, hit[1])
+                grads = res[1:] if keep else res
+                g = grads[0] if single else tuple(grads)
+                return (res[0], g) if keep else g
             arrays, dims, slot = self._bind_slot(args, kwargs)
             hit = slot.get(purpose) if slot is not None else None
             if hit is None:
@@ -232,6 +250,8 @@ class Function:
                 hit = (c.jax_fn(purpose, lambda: c.adjoint(idx, keep)), _seed(c.canonical.outputs[0].type.dtype))
                 if slot is not None:
                     slot[purpose] = hit
+                    if len(fast) < 64:
+                        fast[_fast_key(args)] = hit
             fn, seed = hit
             res = fn(*arrays, seed)
             grads = res[1:] if keep else res
