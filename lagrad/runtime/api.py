@@ -4,6 +4,7 @@ from __future__ import annotations
 import threading
 
 from ..compiler import primitive as prim_mod
+from ..compiler.gc_pause import paused_gc
 from ..compiler.module import ModuleContext
 from ..compiler.primitive import suggest
 from ..dsl import parse
@@ -68,11 +69,12 @@ def loads(text: str, name: str = "<string>", *, check_finite: bool = False) -> M
         hit = _CACHE.get(key)
     if hit is not None:
         return hit
-    ctx = ModuleContext(parse(text, path=name))
-    mod = Module(ctx, check_finite=check_finite)
-    for f in mod._functions.values():      # type-check every model now
-        f.params
-        _check_model(f)
+    with paused_gc():
+        ctx = ModuleContext(parse(text, path=name))
+        mod = Module(ctx, check_finite=check_finite)
+        for f in mod._functions.values():      # type-check every model now
+            f.params
+            _check_model(f)
     with _CACHE_LOCK:
         return _CACHE.setdefault(key, mod)
 

@@ -17,6 +17,7 @@ from ..compiler.passes import cse, dce
 from ..compiler.primitive import suggest
 from ..compiler.split import split_adjoint
 from ..compiler.types import TensorType
+from ..compiler.gc_pause import paused_gc
 from ..errors import InputError, LagradError
 from . import binding
 from .lower import to_jax
@@ -55,7 +56,8 @@ class Compiled:
     def memo(self, key, make):
         with self._lock:
             if key not in self._memo:
-                self._memo[key] = make()
+                with paused_gc():
+                    self._memo[key] = make()
             return self._memo[key]
 
     def primal(self):
@@ -155,10 +157,11 @@ class Function:
                     c = self._cache[key]
                     binding.check_dims(self.name, c.dim_checks, dims, self._ctx.source)
                     return c
-            prog, used = self._ctx.elaborate(self.name, dims)
-            self._loop_dims = set(used)
-            key = tuple(sorted(used.items()))
-            c = self._cache.setdefault(key, Compiled(prog))
+            with paused_gc():
+                prog, used = self._ctx.elaborate(self.name, dims)
+                self._loop_dims = set(used)
+                key = tuple(sorted(used.items()))
+                c = self._cache.setdefault(key, Compiled(prog))
         binding.check_dims(self.name, c.dim_checks, dims, self._ctx.source)
         return c
 
