@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
+import jax
 import jax.numpy as jnp
 import jax.scipy.linalg as jsl
 import numpy as np
@@ -64,12 +65,14 @@ DOMAINS = {
     "away0": lambda rng, shape: (lambda x: np.sign(x) * (0.2 + np.abs(x)))(rng.standard_normal(shape)),
     "wellcond": lambda rng, shape: _cond(rng.standard_normal(shape), shape[0]),
     "negdet": lambda rng, shape: _negdet(rng.standard_normal(shape), shape[0]),
+    # rows reversed: partial pivoting must swap (a diagonally dominant matrix needs none)
+    "pivoting": lambda rng, shape: _cond(rng.standard_normal(shape), shape[0])[::-1],
     "sym": lambda rng, shape: (lambda x: _cond((x + x.T) / 2, shape[0]))(rng.standard_normal(shape)),
     "spd": lambda rng, shape: (lambda x: x @ x.T / shape[0] + np.eye(shape[0]))(rng.standard_normal(shape)),
 }
 
 # factorization kind -> (domain of the factorized matrix, factorize)
 FACTORS = {
-    "lu": ("wellcond", jsl.lu_factor),
+    "lu": ("wellcond", jax.lax.linalg.lu),            # (LU, pivots, permutation), as lu_factor keeps it
     "chol": ("spd", jnp.linalg.cholesky),
 }

@@ -44,6 +44,15 @@ VALUE_TOL = 1e-10
 BROADCASTING = [(S, S), (S, V), (V, S), (V, V), (M, M), (S, M), (M, S), (R, R)]
 UNARY_SHAPES = [(V,), (R,)]
 
+def _lu_ref(A):
+    """scipy-style (LU, pivots) and the permutation the pivots' row swaps make (perm: A[perm] = L U)."""
+    lu, piv = jsl.lu_factor(A)
+    perm = np.arange(A.shape[0])
+    for i, p in enumerate(np.asarray(piv)):
+        perm[[i, p]] = perm[[p, i]]
+    return lu, piv, perm
+
+
 ROWS = [
     # arithmetic (arith.py)
     *rows_for("add", *BROADCASTING),
@@ -123,10 +132,15 @@ ROWS = [
         tag="negative"),
     *rows_for("cholesky", (M,), domains=("spd",), sym=(0,)),
     # factorizations (linalg.py, internal): values and the transposes of the linear ones
-    *rows_for("lu_factor", (M,), domains=("wellcond",), ref=jsl.lu_factor),
+    *rows_for("lu_factor", (M,), domains=("wellcond",), ref=_lu_ref),
     *[Row("lu_solve", (("lu", 4), b), {"trans": t}, tag=f"{'T' if t else 'N'}-{_fmt(b)}",
           ref=lambda A, B, t=t: jnp.linalg.solve(A.T if t else A, B))
       for t in (False, True) for b in (V, R)],
+    Row("lu_factor", (M,), domains=("pivoting",), ref=_lu_ref, tag="pivoting"),
+    *[Row("lu_solve", (("lu", 4), b), {"trans": t}, domains=("pivoting", None), tag=f"pivoting-{'T' if t else 'N'}-{_fmt(b)}",
+          ref=lambda A, B, t=t: jnp.linalg.solve(A.T if t else A, B))
+      for t in (False, True) for b in (V, R)],
+    Row("lu_det", (("lu", 4),), domains=("pivoting",), ref=jnp.linalg.det, tag="pivoting"),
     Row("lu_inv", (("lu", 4),), ref=jnp.linalg.inv),
     Row("lu_logabsdet", (("lu", 4),), ref=lambda a: jnp.log(jnp.abs(jnp.linalg.det(a)))),
     Row("lu_det", (("lu", 4),), ref=jnp.linalg.det),

@@ -194,25 +194,54 @@ def _factor_solve_shape(kind, who):
     return lambda types, p: shapes.square_solve([_factor_arg(types[0], kind, who)] + list(types[1:]), p, who)
 
 
+def _lu_factor(A):
+    """(LU, pivots, permutation) with A[perm] = L U: the permutation is made once here, where
+    jax.scipy's lu_solve rebuilds it from the pivots on every call (a sequential loop of n swaps:
+    at n = 256 a tenth of a solve's gradient)."""
+    A = jnp.asarray(A)
+    if not jnp.issubdtype(A.dtype, jnp.inexact):
+        A = A.astype(jnp.result_type(float))
+    return jax.lax.linalg.lu(A)
+
+
+def _lu_solve(F, B, *, trans=False):
+    """A⁻¹B (A⁻ᵀB if trans) from F = (LU, pivots, perm): A = Pᵀ L U, so A x = b is L U x = b[perm]
+    and Aᵀ x = b is Uᵀ Lᵀ y = b, x[perm] = y. B is a vector or a matrix of right-hand sides."""
+    lu, _, perm = F
+    B = jnp.asarray(B)
+    dt = jnp.result_type(lu.dtype, B.dtype)
+    lu, X = lu.astype(dt), B.astype(dt)
+    X = X[:, None] if X.ndim == 1 else X
+    tri = jax.lax.linalg.triangular_solve
+    if not trans:
+        X = tri(lu, X[perm], left_side=True, lower=True, unit_diagonal=True)
+        X = tri(lu, X, left_side=True, lower=False)
+    else:
+        X = tri(lu, X, left_side=True, lower=False, transpose_a=True)
+        X = tri(lu, X, left_side=True, lower=True, unit_diagonal=True, transpose_a=True)
+        X = jnp.zeros_like(X).at[perm].set(X)
+    return X[:, 0] if B.ndim == 1 else X
+
+
 def _lu_det(F):
-    lu, piv = F
+    lu, piv, _ = F
     swaps = jnp.sum(piv != jnp.arange(piv.shape[0]))
     return jnp.prod(jnp.diag(lu)) * jnp.where(swaps % 2 == 1, -1.0, 1.0).astype(lu.dtype)
 
 
-# lu_factor: P A = L U, kept as the pair (LU, pivots)
-register(Primitive("lu_factor", jsl.lu_factor, _factor_type("lu"), internal=True, math="F = lu(A)"))
+# lu_factor: P A = L U, kept as (LU, pivots, permutation)
+register(Primitive("lu_factor", _lu_factor, _factor_type("lu"), internal=True, math="F = lu(A)"))
 
 # lu_solve: X = A⁻¹B (A⁻ᵀB if trans) from the factors; linear in B, transpose flips trans
 register(Primitive(
-    "lu_solve", lambda F, B, *, trans=False: jsl.lu_solve(F, B, trans=1 if trans else 0),
+    "lu_solve", _lu_solve,
     _factor_solve_shape("lu", "lu_solve"), linear_in=(1,), kwargs={"trans": False}, internal=True,
     math="X = A⁻¹ B (A⁻ᵀ B if trans)",
     transpose=_linear_in_b(lambda b, F, ct, p: b.lu_solve(F, ct, trans=not p.get("trans", False)))))
 
 # lu_inv: X = A⁻¹ = U⁻¹ L⁻¹ P from the factors
 register(Primitive(
-    "lu_inv", lambda F: jsl.lu_solve(F, jnp.eye(F[0].shape[0], dtype=F[0].dtype)),
+    "lu_inv", lambda F: _lu_solve(F, jnp.eye(F[0].shape[0], dtype=F[0].dtype)),
     lambda types, p: _factor_arg(types[0], "lu", "lu_inv"), internal=True, math="X = A⁻¹"))
 
 # lu_logabsdet: log |det A| = Σ log |Uᵢᵢ|
