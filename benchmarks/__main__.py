@@ -68,9 +68,9 @@ def write_report(out: pathlib.Path, quick: bool) -> str:
               "is warmed up (first call timed apart as compile), then timed in interleaved rounds (round-robin, "
               "order rotated), results blocked on before the clock is read; medians. Rounds: as many as a time "
               "budget allows, at least 3 (recorded per size in data/*.json).",
-              "- Each sample records wall time and the process's CPU time. The machine was shared (load "
-              "average 4–5 on 2 cores during the run, see above), so other processes took turns on this run's "
-              "core and inflated wall times at random; every computation here is single-threaded, so its CPU "
+              "- Each sample records wall time and the process's CPU time. The machine is shared (the load "
+              "averages during each case are above), so other processes may take turns on this run's "
+              "core and inflate wall times at random; every computation here is single-threaded, so its CPU "
               "time is its compute time. **Ratios and targets use the CPU-time medians**; the wall-time "
               "medians are given beside them (in parentheses) and in data/*.json. On a GPU backend no CPU "
               "time is recorded and everything uses wall time.",
