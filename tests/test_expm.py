@@ -134,3 +134,24 @@ def test_shape_errors_are_lagrad_errors():
         lagrad.loads("model f(A: f64[n, m]) -> f64[n, m] { return expm(A) }")
     with pytest.raises(lagrad.LagradError, match="direction"):
         lagrad.loads("model f(A: f64[n, n], E: f64[n, m]) -> f64[n, n] { return expm_frechet(A, E) }")
+
+
+@pytest.mark.parametrize("b", [1e2, 1e4, 1e6])
+def test_nonnormal_matrix_is_not_overscaled(b):
+    """Al-Mohy & Higham 2009: for A = [[1, b], [0, −1]], ‖A‖₁ = b + 1 would ask ⌈log₂(b/θ₁₃)⌉
+    squarings, but ‖Aᵏ‖^(1/k) stays O(1); the factor picks s from those (plus the ℓ term for the
+    Padé remainder), and e^A = [[e, b sinh 1], [0, 1/e]] comes out to rounding."""
+    from lagrad.stdlib.expm import THETA13, expm_factor_impl
+    A = np.array([[1.0, b], [0.0, -1.0]])
+    exact = np.array([[np.e, b * np.sinh(1.0)], [0.0, 1 / np.e]])
+    s = int(jax.jit(expm_factor_impl)(jnp.asarray(A))[-1])
+    assert s < np.ceil(np.log2((b + 1) / THETA13)) - 2
+    assert rel(MODELS.expm_of(A), exact) <= 1e-13
+    # the gradient L(Aᵀ, W) against the block identity evaluated in 50-digit arithmetic (scipy's
+    # expm_frechet scales by the 1-norm rule and is off by 3e-6 at b = 1e6)
+    import mpmath
+    W = np.array([[1.0, -2.0], [0.5, 3.0]])
+    with mpmath.workdps(50):
+        block = mpmath.expm(mpmath.matrix(np.block([[A.T, W], [np.zeros((2, 2)), A.T]]).tolist()))
+        ref = np.array([[float(block[i, j + 2]) for j in range(2)] for i in range(2)])
+    assert rel(MODELS.expm_loss.grad("A")(A, W), ref) <= 1e-12

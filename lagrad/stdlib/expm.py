@@ -11,10 +11,16 @@ E with L(A, ·)ᵀ = L(Aᵀ, ·) (RULES.md). So the rules are:
 
 Numerics (Higham 2005, "The scaling and squaring method for the matrix exponential revisited";
 Al-Mohy & Higham 2009, "Computing the Fréchet derivative of the matrix exponential, with an
-application to condition number estimation", Algorithm 6.4): scale A by 2⁻ˢ with
-s = max(0, ⌈log₂(‖A‖₁/θ₁₃)⌉), take the [13/13] Padé approximant r = (V − U)⁻¹(U + V) with
-U = A (A₆ W₁ + W₂), V = A₆ Z₁ + Z₂, and square s times. There is no cap on s: a large ‖A‖
-costs more squarings, never a NaN (JAX's expm returns NaN past 16 squarings).
+application to condition number estimation", Algorithm 6.4): scale A by 2⁻ˢ, take the [13/13]
+Padé approximant r = (V − U)⁻¹(U + V) with U = A (A₆ W₁ + W₂), V = A₆ Z₁ + Z₂, and square s
+times. s follows Al-Mohy & Higham 2009 ("A new scaling and squaring algorithm for the matrix
+exponential", Algorithm 5.1): from ‖Aᵏ‖₁^(1/k) of the powers the Padé step computes anyway,
+plus the ℓ term that bounds the Padé remainder, instead of ‖A‖₁ alone, which overscales a
+non-normal A (more squarings, and less accuracy: for [[1, 10⁶], [0, −1]] the 1-norm rule takes 18,
+this rule 10, and scipy's expm_frechet, which uses the 1-norm rule, is off by 3·10⁻⁶). JAX's expm
+takes ⌊log₂(‖A‖₁/θ₁₃)⌋, often one squaring fewer than either, at a scaled norm outside the Padé-13
+error bound. There is no cap on s: a large ‖A‖ costs more squarings, never a NaN (JAX's expm
+returns NaN past 16 squarings).
 
 The factorization-like value ``expm_factor(A)`` keeps what the derivative reuses: the scaled
 A and its powers A₂ A₄ A₆, the Padé piece W, (V − U)⁻¹, r and its first squares r^(2ʲ), the last
@@ -47,6 +53,8 @@ B13 = (64764752532480000., 32382376266240000., 7771770303897600., 11873537964288
        129060195264000., 10559470521600., 670442572800., 33522128640., 1323241920., 40840800.,
        960960., 16380., 182., 1.)
 THETA13 = 5.371920351148152
+C27_LOG2 = 116.447004251763     # log₂ 1/|c₂₇|: the Padé-13 remainder's leading coefficient (Higham 2005 (2.6))
+PRESCALE = 8                    # squarings left to the sharp rule (see _prescale)
 MAX_SQUARES = 6    # squarings whose powers r^(2ʲ) the factor keeps at most (s ≤ 6 for ‖A‖₁ ≤ 344),
 SQUARE_BYTES = 4 << 20   # and at most this many bytes of them (at least r itself); the apply
                          # squares on from the last kept one (one more product per squaring)
@@ -58,11 +66,46 @@ def _float(A):
     return A if jnp.issubdtype(A.dtype, jnp.floating) else A.astype(jnp.float64)
 
 
-def _squarings(A):
-    """s = max(0, ⌈log₂(‖A‖₁/θ₁₃)⌉), as an integer (0 for a zero or non-finite norm)."""
-    norm = jnp.max(jnp.sum(jnp.abs(A), axis=0))
-    s = jnp.ceil(jnp.log2(norm / THETA13))
+def _onenorm(X):
+    return jnp.max(jnp.sum(jnp.abs(X), axis=0))
+
+
+def _log2_ceil(x):
+    """⌈log₂ x⌉ as an integer, 0 where it is negative, zero or not finite."""
+    s = jnp.ceil(jnp.log2(x))
     return jnp.where(jnp.isfinite(s) & (s > 0), s, 0).astype(jnp.int32)
+
+
+def _prescale(A):
+    """s₀ = max(0, ⌈log₂(‖A‖₁/θ₁₃)⌉ − PRESCALE): the squarings the plain 1-norm rule (Higham 2005)
+    would take, less PRESCALE, so that the unscaled powers A²…A⁶ below cannot overflow (‖2^−s₀A‖₁ ≤
+    2^PRESCALE θ₁₃); the sharper rule then decides the rest."""
+    return jnp.maximum(_log2_ceil(_onenorm(A) / THETA13) - PRESCALE, 0)
+
+
+def _squarings(B, B4, B6):
+    """s for B = 2^−s₀A (Al-Mohy & Higham 2009, Algorithm 5.1, with exact norms and upper bounds
+    in place of estimates): s = ⌈log₂(η/θ)⌉ with η = min(max(d₆, d₈), max(d₈, d₁₀)), dₖ =
+    ‖Bᵏ‖₁^(1/k) (d₈ ≤ d₄ and d₁₀ ≤ (‖B⁴‖‖B⁶‖)^(1/10) by submultiplicativity), θ = 4.25; plus
+    ℓ = ⌈log₂(|c₂₇| ‖|2^−s B|²⁷‖₁ / (‖2^−s B‖₁ u)) / 26⌉, the squarings the Padé remainder's
+    leading term still needs. For a non-normal B, dₖ ≪ ‖B‖₁ (overscaling by the 1-norm rule costs
+    accuracy as well as squarings)."""
+    n4, n6 = _onenorm(B4), _onenorm(B6)
+    d4, d6, d10 = n4 ** 0.25, n6 ** (1 / 6), (n4 * n6) ** 0.1
+    eta = jnp.minimum(jnp.maximum(d6, d4), jnp.maximum(d4, d10))
+    s = _log2_ceil(eta / 4.25)
+    # ‖|B|²⁷‖₁ = max(1ᵀ|B|²⁷) exactly, as 27 vector-matrix products of |B|/‖B‖₁ (no overflow)
+    n1 = _onenorm(B)
+    M = jnp.abs(B) / jnp.where(n1 > 0, n1, 1)
+    v = jnp.ones(B.shape[-1], B.dtype)
+    for _ in range(27):
+        v = v @ M
+    log2_n27 = 27 * jnp.log2(n1) + jnp.log2(jnp.max(v))        # log₂ ‖|B|²⁷‖₁
+    # α(s) = 2^−27s ‖|B|²⁷‖ / (2^−s ‖B‖ |c|⁻¹): ℓ(s) = ⌈(log₂(α(0)/u) − 26 s)/26⌉
+    log2_alpha0 = log2_n27 - jnp.log2(n1) - C27_LOG2 + 53.0
+    ell = jnp.ceil((log2_alpha0 - 26.0 * s) / 26.0)
+    ell = jnp.where(jnp.isfinite(ell) & (ell > 0), ell, 0).astype(jnp.int32)
+    return s + ell
 
 
 def expm_factor_impl(A):
@@ -74,12 +117,16 @@ def expm_factor_impl(A):
     below it, not e^A)."""
     A = _float(A)
     b = B13
-    s = _squarings(A)
-    As = A * jnp.exp2(-s.astype(A.dtype))
+    s0 = _prescale(A)
+    B = A * jnp.exp2(-s0.astype(A.dtype))
+    B2 = B @ B
+    B4 = B2 @ B2
+    B6 = B4 @ B2
+    s1 = _squarings(B, B4, B6)
+    s = s0 + s1
+    f = jnp.exp2(-s1.astype(A.dtype))           # powers of two: the scaled powers are exact
+    As, A2, A4, A6 = B * f, B2 * f ** 2, B4 * f ** 4, B6 * f ** 6
     eye = jnp.eye(A.shape[-1], dtype=A.dtype)
-    A2 = As @ As
-    A4 = A2 @ A2
-    A6 = A4 @ A2
     W1, Z1 = _w1_z1(A2, A4, A6)
     W = A6 @ W1 + (b[7] * A6 + b[5] * A4 + b[3] * A2 + b[1] * eye)
     U = As @ W
