@@ -265,6 +265,9 @@ class Elaborator:
                 needs = [item[1], item[2] - item[1], d - item[2]]
             for c in needs:
                 c = sympy.expand(c)
+                fixed = {x: self.bindings[x.name] for x in c.free_symbols if x.name in self.used_bindings}
+                if fixed:           # a loop count, already fixed for this elaboration: `Y[t, :]` in
+                    c = c.xreplace(fixed)      # `for t in range(T)` is checked now, not per call
                 if c.is_number:
                     if c < 0:
                         raise self.err(LaTypeError, f"index out of range for a dimension of size {d}", node)
