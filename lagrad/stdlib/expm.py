@@ -108,12 +108,14 @@ def _squarings(B, B4, B6):
 
 
 def expm_factor_impl(A):
-    """(As, A2, A4, A6, W, Qinv, squares, top, s) for the scaled As = A/2ˢ: Qinv = (V − U)⁻¹
-    (q₁₃ is well conditioned for ‖As‖₁ ≤ θ₁₃, Higham 2005 §2, so its inverse is as good as a
-    solve), squares[j] = r^(2ʲ) for j < min(s, S) with r = Qinv (U + V) = squares[0], S
-    from the shape (``MAX_SQUARES``, ``SQUARE_BYTES``), and top = r^(2^(s−1)) (r when s = 0): e^A is
-    top², computed by ``expm_value`` only where the value is used (a gradient needs the squares
-    below it, not e^A)."""
+    """(B, B2, B4, B6, f, W, Qinv, squares, top, s): B = 2^−s₀A and its powers, f = 2^−s₁ (s =
+    s₀ + s₁), so the scaled As = fB, A₂ = f²B₂, … enter only as scalar factors (copies of the four
+    scaled powers would add 4 n² words to the gradient's peak memory); Qinv = (V − U)⁻¹ (q₁₃ is
+    well conditioned for ‖As‖₁ ≤ θ₁₃, Higham 2005 §2, so its inverse is as good as a solve),
+    squares[j] = r^(2ʲ) for j < min(s, S) with r = Qinv (U + V) = squares[0], S from the shape
+    (``MAX_SQUARES``, ``SQUARE_BYTES``), and top = r^(2^(s−1)) (r when s = 0): e^A is top²,
+    computed by ``expm_value`` only where the value is used (a gradient needs the squares below
+    it, not e^A)."""
     A = _float(A)
     b = B13
     s0 = _prescale(A)
@@ -122,14 +124,13 @@ def expm_factor_impl(A):
     B4 = B2 @ B2
     B6 = B4 @ B2
     s1 = _squarings(B, B4, B6)
-    s = s0 + s1
-    f = jnp.exp2(-s1.astype(A.dtype))           # powers of two: the scaled powers are exact
-    As, A2, A4, A6 = B * f, B2 * f ** 2, B4 * f ** 4, B6 * f ** 6
+    f = jnp.exp2(-s1.astype(A.dtype))           # a power of two: scaling by it is exact
+    f2, f4, f6 = f * f, f ** 4, f ** 6
     eye = jnp.eye(A.shape[-1], dtype=A.dtype)
-    W1, Z1 = _w1_z1(A2, A4, A6)
-    W = A6 @ W1 + (b[7] * A6 + b[5] * A4 + b[3] * A2 + b[1] * eye)
-    U = As @ W
-    V = A6 @ Z1 + (b[6] * A6 + b[4] * A4 + b[2] * A2 + b[0] * eye)
+    W1, Z1 = _w1_z1(B2, B4, B6, f)
+    W = f6 * (B6 @ W1) + ((b[7] * f6) * B6 + (b[5] * f4) * B4 + (b[3] * f2) * B2 + b[1] * eye)
+    U = f * (B @ W)
+    V = f6 * (B6 @ Z1) + ((b[6] * f6) * B6 + (b[4] * f4) * B4 + (b[2] * f2) * B2 + b[0] * eye)
     Qinv = jnp.linalg.inv(V - U)
     r = Qinv @ (U + V)
     S = slots(A.shape[-1], A.dtype, most=MAX_SQUARES, least=1, budget=SQUARE_BYTES)
@@ -139,15 +140,17 @@ def expm_factor_impl(A):
         X, squares = c
         X = X @ X
         return X, keep(squares, X, j)
-    top, squares = jax.lax.fori_loop(1, jnp.maximum(s, 1), square, (r, squares))
-    return As, A2, A4, A6, W, Qinv, squares, top, s
+    top, squares = jax.lax.fori_loop(1, jnp.maximum(s0 + s1, 1), square, (r, squares))
+    return B, B2, B4, B6, f, W, Qinv, squares, top, s0 + s1
 
 
-def _w1_z1(A2, A4, A6):
-    """The Padé pieces W₁ = b₁₃A₆ + b₁₁A₄ + b₉A₂ and Z₁ = b₁₂A₆ + b₁₀A₄ + b₈A₂ (elementwise: the
-    apply recomputes them rather than the factor keeping two more matrices)."""
+def _w1_z1(B2, B4, B6, f):
+    """The Padé pieces W₁ = b₁₃A₆ + b₁₁A₄ + b₉A₂ and Z₁ = b₁₂A₆ + b₁₀A₄ + b₈A₂ with Aₖ = fᵏBₖ
+    (elementwise: the apply recomputes them rather than the factor keeping two more matrices)."""
     b = B13
-    return b[13] * A6 + b[11] * A4 + b[9] * A2, b[12] * A6 + b[10] * A4 + b[8] * A2
+    f2, f4, f6 = f * f, f ** 4, f ** 6
+    return ((b[13] * f6) * B6 + (b[11] * f4) * B4 + (b[9] * f2) * B2,
+            (b[12] * f6) * B6 + (b[10] * f4) * B4 + (b[8] * f2) * B2)
 
 
 def expm_value_impl(F):
@@ -164,20 +167,21 @@ def expm_frechet_apply_impl(F, E, *, trans=False):
     if trans:       # Eᵀ as a copy: left a transposed operand, XLA:CPU folds it into the first
                     # products, which then take their slow path (+10% for the apply at n = 512)
         return expm_frechet_apply_impl(F, jax.lax.optimization_barrier(jnp.asarray(E).T)).T
-    As, A2, A4, A6, W, Qinv, squares, _, s = F
+    B, B2, B4, B6, f, W, Qinv, squares, _, s = F
     b = B13
-    W1, Z1 = _w1_z1(A2, A4, A6)
+    f2, f4, f6 = f * f, f ** 4, f ** 6
+    W1, Z1 = _w1_z1(B2, B4, B6, f)
     r = squares[0]
-    dt = jnp.result_type(As.dtype, jnp.asarray(E).dtype)
+    dt = jnp.result_type(B.dtype, jnp.asarray(E).dtype)
     Es = jnp.asarray(E, dt) * jnp.exp2(-s.astype(dt))
-    M2 = As @ Es + Es @ As                      # d(A²)
-    M4 = A2 @ M2 + M2 @ A2                      # d(A⁴)
-    M6 = A4 @ M2 + M4 @ A2                      # d(A⁶)
+    M2 = f * (B @ Es + Es @ B)                  # d(A²), A = fB the scaled matrix
+    M4 = f2 * (B2 @ M2 + M2 @ B2)               # d(A⁴)
+    M6 = f4 * (B4 @ M2) + f2 * (M4 @ B2)        # d(A⁶)
     Lw1 = b[13] * M6 + b[11] * M4 + b[9] * M2
-    Lw = A6 @ Lw1 + M6 @ W1 + (b[7] * M6 + b[5] * M4 + b[3] * M2)
+    Lw = f6 * (B6 @ Lw1) + M6 @ W1 + (b[7] * M6 + b[5] * M4 + b[3] * M2)
     Lz1 = b[12] * M6 + b[10] * M4 + b[8] * M2
-    Lu = As @ Lw + Es @ W                       # dU
-    Lv = A6 @ Lz1 + M6 @ Z1 + (b[6] * M6 + b[4] * M4 + b[2] * M2)    # dV
+    Lu = f * (B @ Lw) + Es @ W                  # dU
+    Lv = f6 * (B6 @ Lz1) + M6 @ Z1 + (b[6] * M6 + b[4] * M4 + b[2] * M2)    # dV
     # r = (V − U)⁻¹(U + V): (V − U) dr = dU + dV + (dU − dV) r
     L = Qinv @ (Lu + Lv + (Lu - Lv) @ r)
 
