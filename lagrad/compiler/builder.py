@@ -151,11 +151,12 @@ class Builder:
             if simplified is not None:
                 return simplified
         atoms = tuple(self.atom(v) for v in inputs)
-        out_types = self.out_types(p, [a.type for a in atoms], params)
+        ps = make_params(params)
+        out_types = result_types(p, [a.type for a in atoms], ps)
         if names is None:
             names = [name or "t"] * len(out_types)
         outs = tuple(self.namer.var(n, t) for n, t in zip(names, out_types))
-        self.eqns.append(Eqn(p.name, atoms, make_params(params), outs, self.span, self.origin))
+        self.eqns.append(Eqn(p.name, atoms, ps, outs, self.span, self.origin))
         vals = tuple(Val(o, self) for o in outs)
         return vals if p.nout != 1 else vals[0]
 

@@ -34,12 +34,6 @@ def dce(prog: Program) -> Program:
     return prog.copy(eqns=kept[::-1])
 
 
-def _key_atom(a, sub):
-    if isinstance(a, Lit):
-        return ("lit", float(a.value))
-    return ("var", id(sub.get(id(a), a)))
-
-
 def substitute(prog: Program, sub: dict, eqns=None) -> Program:
     """Replace variables (by id) in inputs of equations and in outputs."""
     def s(a):
@@ -52,18 +46,28 @@ def substitute(prog: Program, sub: dict, eqns=None) -> Program:
 def cse(prog: Program) -> Program:
     seen, sub, kept = {}, {}, []
     for e in prog.eqns:
-        ins = tuple(sub.get(id(a), a) if isinstance(a, Var) else a for a in e.inputs)
-        key = (e.prim, tuple(_key_atom(a, sub) for a in ins), e.params)
+        ins, keys, changed = [], [], False
+        for a in e.inputs:
+            if isinstance(a, Var):
+                b = sub.get(id(a))
+                if b is not None:
+                    a, changed = b, True
+                keys.append(id(a))
+            else:
+                keys.append(("lit", float(a.value)))
+            ins.append(a)
+        key = (e.prim, tuple(keys), e.params)
         try:
             prev = seen.get(key)
         except TypeError:               # an unhashable param: keep the equation as it is
             prev = None
             key = None
-        e = Eqn(e.prim, ins, e.params, e.outputs, e.span, e.origin)
         if prev is not None:
             for o, po in zip(e.outputs, prev.outputs):
                 sub[id(o)] = po
             continue
+        if changed:
+            e = Eqn(e.prim, tuple(ins), e.params, e.outputs, e.span, e.origin)
         if key is not None:
             seen[key] = e
         kept.append(e)
@@ -245,7 +249,7 @@ def typecheck(prog: Program, where: str = "") -> Program:
     return prog
 
 
-def run_passes(prog: Program, passes) -> Program:
+def run_passes(prog: Program, passes, check: bool = True) -> Program:
     """The passes in order, and a type check of the result. With LAGRAD_CHECK_PASSES=1 (the test
     suite sets it) the program is checked before and after every pass, which names the pass that
     broke it; by default only once (the check after each pass was a sixth of lagrad's compile
@@ -257,8 +261,10 @@ def run_passes(prog: Program, passes) -> Program:
         prog = p(prog)
         if each:
             typecheck(prog, p.__name__)
-    return prog if each else typecheck(prog, "after " + ", ".join(p.__name__ for p in passes))
+    if each or not check:           # check=False: the caller checks the result itself
+        return prog
+    return typecheck(prog, "after " + ", ".join(p.__name__ for p in passes))
 
 
 CANONICAL = (push_index, rewrite_inv, cse, dce, tidy_names)
-LOWERING = (share_factorizations, cse, dce)
+LOWERING = (share_factorizations,)          # it ends with CSE and DCE of its own
