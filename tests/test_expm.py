@@ -155,3 +155,37 @@ def test_nonnormal_matrix_is_not_overscaled(b):
         block = mpmath.expm(mpmath.matrix(np.block([[A.T, W], [np.zeros((2, 2)), A.T]]).tolist()))
         ref = np.array([[float(block[i, j + 2]) for j in range(2)] for i in range(2)])
     assert rel(MODELS.expm_loss.grad("A")(A, W), ref) <= 1e-12
+
+
+def _squarings_reference(B):
+    """s of Al-Mohy & Higham 2009 Alg. 5.1 as expm._squarings computes it, with the ℓ term always
+    from the exact ‖|B|²⁷‖₁ (NumPy), for the test of the bound that lets the factor skip it."""
+    from lagrad.stdlib.expm import C27_LOG2
+    one = lambda X: np.abs(X).sum(axis=0).max()
+    B4 = np.linalg.matrix_power(B, 4)
+    B6 = np.linalg.matrix_power(B, 6)
+    n4, n6, n1 = one(B4), one(B6), one(B)
+    d4, d6, d10 = n4 ** 0.25, n6 ** (1 / 6), (n4 * n6) ** 0.1
+    eta = min(max(d6, d4), max(d4, d10))
+    s = max(int(np.ceil(np.log2(eta / 4.25))), 0) if eta > 0 else 0
+    M = np.abs(B) / n1
+    log2_n27 = 27 * np.log2(n1) + np.log2(one(np.linalg.matrix_power(M, 27)))
+    ell = np.ceil((log2_n27 - np.log2(n1) - C27_LOG2 + 53.0 - 26.0 * s) / 26.0)
+    return s + max(int(ell), 0)
+
+
+@pytest.mark.parametrize("n", [6, 40, 128])
+@pytest.mark.parametrize("kind", ["randn", "positive", "nonnormal"])
+@pytest.mark.parametrize("scale", [0.1, 1.0, 4.0])
+def test_squarings_skip_the_ell_products_only_when_the_bound_allows(n, kind, scale):
+    """‖|B|²⁷‖₁ ≤ ‖B‖₁²⁷: where that bound already gives ℓ = 0 the factor skips the 27 vector
+    products; the count must equal the one with ℓ from the exact norm, on matrices where the
+    bound is slack (randn: ‖|B|‖ ≫ ρ(B)), tight (positive) and far off (nonnormal)."""
+    from lagrad.stdlib.expm import _squarings
+    rng = np.random.default_rng(n)
+    B = {"randn": lambda: rng.standard_normal((n, n)) / np.sqrt(n),
+         "positive": lambda: np.abs(rng.standard_normal((n, n))) / n,
+         "nonnormal": lambda: np.triu(rng.standard_normal((n, n)), 1) * 3 - np.eye(n)}[kind]() * scale
+    B = jnp.asarray(B)
+    got = int(jax.jit(_squarings)(B, B @ B @ B @ B, B @ B @ B @ B @ B @ B))
+    assert got == _squarings_reference(np.asarray(B))

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Optional
 
 from .ir import Eqn, Lit, Namer, Var, make_params
-from .primitive import get, result_types
+from .primitive import REGISTRY, get, result_types
 from .types import ShapeError, TensorType, WEAK
 
 
@@ -139,26 +139,40 @@ class Builder:
         Zero inputs are simplified through the primitive's linearity: a separately linear
         primitive with a zero in a linear slot gives zero; a jointly linear one gives zero when
         every linear input is zero; otherwise zeros are materialized."""
-        p = get(prim_name)
-        if self.fold_transposes and prim_name == "transpose" and len(inputs) == 1 and isinstance(inputs[0], Val) \
-                and not isinstance(inputs[0], Zero):
-            inner = self._defining(inputs[0].atom)
+        p = REGISTRY.get(prim_name) or get(prim_name)
+        atoms, zpos = [], None          # one pass over the inputs: this runs once per equation
+        for i, v in enumerate(inputs):
+            t = type(v)
+            if t is Val:
+                atoms.append(v.atom)
+            elif t is Zero:
+                zpos = (zpos or []) + [i]
+                atoms.append(None)
+            else:
+                atoms.append(self.atom(v))
+        if prim_name == "transpose" and self.fold_transposes and len(inputs) == 1 and zpos is None \
+                and isinstance(inputs[0], Val):
+            inner = self._defining(atoms[0])
             if inner is not None and inner.prim == "transpose":       # (xᵀ)ᵀ = x
                 return self.wrap(inner.inputs[0])
-        zpos = [i for i, v in enumerate(inputs) if isinstance(v, Zero)]
-        if zpos:
+        if zpos is not None:
             simplified = self._simplify_zeros(p, inputs, zpos, params)
             if simplified is not None:
                 return simplified
-        atoms = tuple(self.atom(v) for v in inputs)
-        ps = make_params(params)
+            atoms = [self.atom(v) if a is None else a for v, a in zip(inputs, atoms)]
+        atoms = tuple(atoms)
+        ps = tuple(sorted(params.items())) if params else ()
         out_types = result_types(p, [a.type for a in atoms], ps)
+        var = self.namer.var
         if names is None:
-            names = [name or "t"] * len(out_types)
-        outs = tuple(self.namer.var(n, t) for n, t in zip(names, out_types))
+            base = name or "t"
+            outs = tuple(var(base, t) for t in out_types)
+        else:
+            outs = tuple(var(n, t) for n, t in zip(names, out_types))
         self.eqns.append(Eqn(p.name, atoms, ps, outs, self.span, self.origin))
-        vals = tuple(Val(o, self) for o in outs)
-        return vals if p.nout != 1 else vals[0]
+        if p.nout == 1:
+            return Val(outs[0], self)
+        return tuple(Val(o, self) for o in outs)
 
     def out_types(self, p, in_types, params) -> list:
         return result_types(p, in_types, make_params(params))

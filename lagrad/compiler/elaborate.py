@@ -470,9 +470,20 @@ class Elaborator:
             self.body(st.body, scope)
 
 
+_ARITY: dict = {}        # id(primitive) -> (primitive, (lo, hi)): inspect.signature is slow, and
+                         # an unrolled loop or a Fréchet rule asks once per use
+
+
 def arity(p):
     if p.min_args is not None:
         return p.min_args, p.max_args
+    hit = _ARITY.get(id(p))
+    if hit is None or hit[0] is not p:
+        hit = _ARITY[id(p)] = (p, _signature_arity(p))
+    return hit[1]
+
+
+def _signature_arity(p):
     try:
         sig = inspect.signature(p.impl)
     except (TypeError, ValueError):

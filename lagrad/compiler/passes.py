@@ -249,12 +249,17 @@ def typecheck(prog: Program, where: str = "") -> Program:
     return prog
 
 
+def checking_passes() -> bool:
+    """Whether every pass's result is type-checked (LAGRAD_CHECK_PASSES=1; the suite sets it)."""
+    return os.environ.get("LAGRAD_CHECK_PASSES") == "1"
+
+
 def run_passes(prog: Program, passes, check: bool = True) -> Program:
     """The passes in order, and a type check of the result. With LAGRAD_CHECK_PASSES=1 (the test
     suite sets it) the program is checked before and after every pass, which names the pass that
     broke it; by default only once (the check after each pass was a sixth of lagrad's compile
     time for the Kalman example)."""
-    each = os.environ.get("LAGRAD_CHECK_PASSES") == "1"
+    each = checking_passes()
     if each:
         typecheck(prog, "input")
     for p in passes:

@@ -13,7 +13,6 @@ from ..compiler.autodiff import linearize, vjp_program
 from ..compiler.elaborate import NeedDims
 from ..compiler.ir import Var
 from ..compiler.module import canonical, lowered
-from ..compiler.passes import cse, dce
 from ..compiler.primitive import suggest
 from ..compiler.split import split_adjoint
 from ..compiler.types import TensorType
@@ -70,12 +69,12 @@ class Compiled:
     def adjoint(self, wrt, keep=False):
         names = (self.out_names() if keep else []) + [self.canonical.inputs[i].name + "_bar" for i in wrt]
         return self.memo(("adjoint", wrt, keep),
-                         lambda: lowered(dce(cse(vjp_program(self.canonical, list(wrt), keep_primal_outputs=keep))),
+                         lambda: lowered(vjp_program(self.canonical, list(wrt), keep_primal_outputs=keep),
                                          names))
 
     def tangent(self, wrt):
         names = self.out_names() + ["d" + n for n in self.out_names()]
-        return self.memo(("tangent", wrt), lambda: lowered(dce(cse(linearize(self.canonical, list(wrt)))), names))
+        return self.memo(("tangent", wrt), lambda: lowered(linearize(self.canonical, list(wrt)), names))
 
     def hvp(self, wrt):
         """Forward over reverse: the linearization of the adjoint program in the `wrt` inputs.
@@ -85,7 +84,7 @@ class Compiled:
             tp = linearize(adj, list(wrt))
             tp = tp.copy(outputs=tp.outputs[len(adj.outputs):], kind="hvp")
             names = [self.canonical.inputs[i].name + "_hvp" for i in wrt]
-            return lowered(dce(cse(tp)), names)
+            return lowered(tp, names)
         return self.memo(("hvp", wrt), make)
 
     def jax_fn(self, key, make_prog):

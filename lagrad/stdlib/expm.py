@@ -94,17 +94,26 @@ def _squarings(B, B4, B6):
     d4, d6, d10 = n4 ** 0.25, n6 ** (1 / 6), (n4 * n6) ** 0.1
     eta = jnp.minimum(jnp.maximum(d6, d4), jnp.maximum(d4, d10))
     s = _log2_ceil(eta / 4.25)
-    # ‖|B|²⁷‖₁ = max(1ᵀ|B|²⁷) exactly, as 27 vector-matrix products of |B|/‖B‖₁ (no overflow)
-    n1 = _onenorm(B)
-    M = jnp.abs(B) / jnp.where(n1 > 0, n1, 1)
-    v = jax.lax.fori_loop(0, 27, lambda _, v: v @ M, jnp.ones(B.shape[-1], B.dtype))   # a loop: 27
-                                                   # unrolled products took XLA 0.5 s to compile
-    log2_n27 = 27 * jnp.log2(n1) + jnp.log2(jnp.max(v))        # log₂ ‖|B|²⁷‖₁
     # α(s) = 2^−27s ‖|B|²⁷‖ / (2^−s ‖B‖ |c|⁻¹): ℓ(s) = ⌈(log₂(α(0)/u) − 26 s)/26⌉
-    log2_alpha0 = log2_n27 - jnp.log2(n1) - C27_LOG2 + 53.0
-    ell = jnp.ceil((log2_alpha0 - 26.0 * s) / 26.0)
-    ell = jnp.where(jnp.isfinite(ell) & (ell > 0), ell, 0).astype(jnp.int32)
-    return s + ell
+    n1 = _onenorm(B)
+
+    def ell(log2_n27):
+        log2_alpha0 = log2_n27 - jnp.log2(n1) - C27_LOG2 + 53.0
+        e = jnp.ceil((log2_alpha0 - 26.0 * s) / 26.0)
+        return jnp.where(jnp.isfinite(e) & (e > 0), e, 0).astype(jnp.int32)
+
+    def exact(_):
+        # ‖|B|²⁷‖₁ = max(1ᵀ|B|²⁷) exactly, as 27 vector-matrix products of |B|/‖B‖₁ (no overflow)
+        M = jnp.abs(B) / jnp.where(n1 > 0, n1, 1)
+        v = jax.lax.fori_loop(0, 27, lambda _, v: v @ M, jnp.ones(B.shape[-1], B.dtype))  # a loop:
+                                            # 27 unrolled products took XLA 0.5 s to compile
+        return ell(27 * jnp.log2(n1) + jnp.log2(jnp.max(v)))         # log₂ ‖|B|²⁷‖₁
+
+    # ‖|B|²⁷‖₁ ≤ ‖B‖₁²⁷, so ℓ is 0 when this bound says so, and the vector products are skipped
+    # (the usual case: at s from η, ℓ > 0 needs ‖B‖₁ ≳ 2^(s+2.44))
+    bound = ell(27 * jnp.log2(n1))
+    ell_s = jax.lax.cond(bound > 0, exact, lambda _: bound, None)
+    return s + ell_s
 
 
 def expm_factor_impl(A):
