@@ -207,11 +207,13 @@ def tidy_names(prog: Program, out_names=None) -> Program:
     new, count = {}, 0
     namer = Namer(taken)                    # one namer: its counters keep renaming linear
     taken = namer.taken
+    temp = _TEMP.match
     for e in prog.eqns:
         for o in e.outputs:
-            if id(o) in want:
-                name = want[id(o)]
-            elif _TEMP.match(o.name):
+            name = want.get(id(o))
+            if name is not None:
+                pass
+            elif temp(o.name):
                 count += 1
                 while f"t{count}" in taken:
                     count += 1
@@ -221,11 +223,11 @@ def tidy_names(prog: Program, out_names=None) -> Program:
                 name = base if base not in taken else namer.fresh(base)
             taken.add(name)
             new[id(o)] = Var(name, o.type) if name != o.name else o
-    def r(a):
-        return new.get(id(a), a) if isinstance(a, Var) else a
-    eqns = [Eqn(e.prim, tuple(r(a) for a in e.inputs), e.params, tuple(r(o) for o in e.outputs), e.span, e.origin)
-            for e in prog.eqns]
-    return prog.copy(eqns=eqns, outputs=[r(o) for o in prog.outputs])
+    # keys are ids of live Vars, so a literal (alive, another object) never matches one
+    get = new.get
+    eqns = [Eqn(e.prim, tuple([get(id(a), a) for a in e.inputs]), e.params,
+                tuple([get(id(o), o) for o in e.outputs]), e.span, e.origin) for e in prog.eqns]
+    return prog.copy(eqns=eqns, outputs=[get(id(o), o) for o in prog.outputs])
 
 
 def typecheck(prog: Program, where: str = "") -> Program:
