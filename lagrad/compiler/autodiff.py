@@ -36,15 +36,16 @@ def _rename_result(b: Builder, start: int, val, name: str):
     old = val.atom
     if old.name == name:
         return val
-    for k in range(len(b.eqns) - 1, start - 1, -1):
-        e = b.eqns[k]
-        if any(o is old for o in e.outputs):
-            if any(a is old for e2 in b.eqns[k + 1:] for a in e2.inputs):
+    eqns = b.eqns                       # (`in` on Vars is identity: they compare by identity)
+    for k in range(len(eqns) - 1, start - 1, -1):
+        e = eqns[k]
+        if old in e.outputs:
+            if any(old in e2.inputs for e2 in eqns[k + 1:]):
                 return val
             new = Var(b.namer.fresh(name), old.type)
-            b.eqns[k] = Eqn(e.prim, e.inputs, e.params, tuple(new if o is old else o for o in e.outputs),
-                            e.span, e.origin)
-            return b.wrap(new)
+            eqns[k] = Eqn(e.prim, e.inputs, e.params, tuple(new if o is old else o for o in e.outputs),
+                          e.span, e.origin)
+            return Val(new, b)
     return val
 
 

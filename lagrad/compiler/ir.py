@@ -3,7 +3,7 @@ The networkx DiGraph (``Program.graph``) is a view built from it, never a second
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional, Union
+from typing import Any, NamedTuple, Optional, Union
 
 from .types import TensorType, WEAK
 
@@ -36,8 +36,9 @@ class Lit:
 Atom = Union[Var, Lit]
 
 
-@dataclass(frozen=True)
-class Eqn:
+class Eqn(NamedTuple):
+    """``outputs = prim(*inputs, **params)``. A named tuple rather than a frozen dataclass:
+    every pass rebuilds equations, and a tuple is made in a third of the time."""
     prim: str
     inputs: tuple               # of Atom
     params: tuple               # of (name, hashable value), sorted by name

@@ -47,9 +47,9 @@ def _masked_spec(spec):
 def _signature(e):
     params = tuple((k, _masked_spec(v) if k == "spec" and e.prim in _SLIDING else v) for k, v in e.params)
     span = (e.span.line, e.span.column, e.span.end_line, e.span.end_column) if e.span is not None else None
-    ins = tuple(("lit", a.value) if isinstance(a, Lit) else ("var", str(a.type)) for a in e.inputs)
+    ins = tuple(("lit", a.value) if isinstance(a, Lit) else a.type for a in e.inputs)
     try:
-        return hash((e.prim, params, span, e.origin, ins, tuple(str(o.type) for o in e.outputs)))
+        return hash((e.prim, params, span, e.origin, ins, tuple(o.type for o in e.outputs)))
     except TypeError:                   # an unhashable parameter: never part of a loop
         return object()
 
