@@ -124,6 +124,9 @@ def _clock(fn):
     return time.perf_counter() - t0, out
 
 
+OWN_REPEATS = 3            # independent text → adjoint-program builds; lagrad's own work is their median
+
+
 def build_lagrad(text: str, model: str, args, wrt_names, fixed_dims=None) -> Built:
     """Text → callables, split: lagrad's own work (parse, elaborate, derive the adjoint, generate
     the source), then JAX tracing (lower) and XLA compilation of the gradient program, then the
@@ -132,16 +135,26 @@ def build_lagrad(text: str, model: str, args, wrt_names, fixed_dims=None) -> Bui
         lagrad.loads("model warm(x: f64[n]) -> f64 {\n    return sum(x * x)\n}\n", name="warm.la").warm.grad()(
             np.ones(2))
     args = tuple(jnp.asarray(a) for a in args)        # device arrays, as the JAX peers get
-    _unique[0] += 1
-    src = text + f"\n# benchmark copy {_unique[0]} {time.time_ns()}\n"
-    t_load, mod = _clock(lambda: lagrad.loads(src, name=f"{model}.la"))
-    f = mod[model]
-    if fixed_dims:
-        f = f.specialize(**fixed_dims)
-    idx, _ = f._wrt(list(wrt_names))
-    t_own, c = _clock(lambda: f._static())
+
+    def own_work():
+        """Text → the gradient's generated program, from a text never seen before (lagrad
+        caches by text): (load, elaborate, adjoint + codegen) seconds, and what they built."""
+        _unique[0] += 1
+        src = text + f"\n# benchmark copy {_unique[0]} {time.time_ns()}\n"
+        t_load, mod = _clock(lambda: lagrad.loads(src, name=f"{model}.la"))
+        f = mod[model]
+        if fixed_dims:
+            f = f.specialize(**fixed_dims)
+        idx, _ = f._wrt(list(wrt_names))
+        t_own, c = _clock(lambda: f._static())
+        t_adj, adj_j = _clock(lambda: c.jax_fn(("adjoint", idx, False), lambda: c.adjoint(idx, False)))
+        return (t_load, t_own, t_adj), (f, idx, c, adj_j)
+
+    # the median of OWN_REPEATS builds: one build is a single sample of a few hundred ms on a
+    # shared machine (a stray 100 ms pause was seen); XLA is asked once (seconds, and costly)
+    builds = [own_work() for _ in range(OWN_REPEATS)]
+    (t_load, t_own, t_adj), (f, idx, c, adj_j) = sorted(builds, key=lambda b: sum(b[0]))[len(builds) // 2]
     t_prog, fwd_j = _clock(lambda: c.jax_fn(("primal",), c.primal))
-    t_adj, adj_j = _clock(lambda: c.jax_fn(("adjoint", idx, False), lambda: c.adjoint(idx, False)))
     arrays, _ = f._bind(args, {})
     seed = np.float64(1.0)
     t_trace, lowered = _clock(lambda: adj_j.lower(*arrays, seed))

@@ -190,7 +190,8 @@ def case_section(r) -> list:
     out += ["Compile: text/graph → first forward / first gradient result (build + trace + compile + one "
             "run; PyTorch is eager: its first call). lagrad's gradient split into its own work (load, "
             "elaborate, derive the adjoint, generate its source; not the primal program, which `f.grad` "
-            "does not build), JAX tracing and XLA compilation:", "",
+            "does not build; the median of three builds from fresh copies of the text), JAX tracing and "
+            "XLA compilation (once):", "",
             markdown_table(hdr, rows), ""]
     errs = [[row["n"]] + [f"{g(row, 'peers', p, 'err'):.1e}" if g(row, 'peers', p, 'err') == g(row, 'peers', p, 'err')
                           else "—" for p in ps] for row in r["rows"]]
