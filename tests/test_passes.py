@@ -72,6 +72,19 @@ def test_typecheck_catches_ill_typed_programs():
         typecheck(prog.copy(eqns=[]))
 
 
+def test_run_passes_names_the_pass_that_breaks_a_program_when_checking(monkeypatch):
+    from lagrad.compiler.passes import run_passes
+    prog = lagrad.loads("model f(A: f64[n, n]) -> f64[n, n] { return A @ A }").f.program
+
+    def drop_everything(p):
+        return p.copy(eqns=[])
+    monkeypatch.setenv("LAGRAD_CHECK_PASSES", "1")
+    with pytest.raises(CompilerBug, match="drop_everything"):
+        run_passes(prog, (drop_everything,))
+    monkeypatch.setenv("LAGRAD_CHECK_PASSES", "0")          # an ordinary compile: no check
+    assert run_passes(prog, (drop_everything,)).eqns == []
+
+
 PUSH = lagrad.loads("""
 model entry(A: f64[n, n], C: f64[n, n]) -> f64 { return (C @ inv(A))[0, 1] }
 model row(X: f64[n, n], Y: f64[n, n]) -> f64[n] { return (X @ Y)[1, :] }

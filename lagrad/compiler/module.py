@@ -172,8 +172,7 @@ def canonical(prog: Program) -> Program:
 def lowered(prog: Program, out_names=None) -> Program:
     """The program that runs and prints: factorizations shared as values, tidy names."""
     from .passes import checking_passes, tidy_names
-    prog = tidy_names(run_passes(prog, LOWERING, check=False), out_names)
-    # the lowering and renaming only rewrite a checked program; the suite (LAGRAD_CHECK_PASSES=1)
-    # checks their result, an ordinary compile skips it (4% of lagrad's work on the Kalman filter)
+    prog = tidy_names(run_passes(prog, LOWERING), out_names)
+    # checked (like every pass) only under LAGRAD_CHECK_PASSES=1: see run_passes
     return typecheck(prog, "lowering, tidy_names") if checking_passes() else prog
 

@@ -45,11 +45,12 @@ def _masked_spec(spec):
 
 
 def _signature(e):
-    params = tuple((k, _masked_spec(v) if k == "spec" and e.prim in _SLIDING else v) for k, v in e.params)
-    span = (e.span.line, e.span.column, e.span.end_line, e.span.end_column) if e.span is not None else None
-    ins = tuple(("lit", a.value) if isinstance(a, Lit) else a.type for a in e.inputs)
-    try:
-        return hash((e.prim, params, span, e.origin, ins, tuple(o.type for o in e.outputs)))
+    params = e.params
+    if e.prim in _SLIDING:
+        params = tuple((k, _masked_spec(v) if k == "spec" else v) for k, v in params)
+    ins = tuple([("lit", a.value) if type(a) is Lit else a.type for a in e.inputs])
+    try:            # the span by value: the same source position (a frozen dataclass)
+        return hash((e.prim, params, e.span, e.origin, ins, tuple([o.type for o in e.outputs])))
     except TypeError:                   # an unhashable parameter: never part of a loop
         return object()
 
