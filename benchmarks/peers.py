@@ -22,6 +22,7 @@ from . import common  # noqa: E402,I001  (XLA_FLAGS before jax)
 
 import importlib.util  # noqa: E402
 import time  # noqa: E402
+from typing import NamedTuple  # noqa: E402
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
@@ -124,19 +125,18 @@ def _clock(fn):
     return time.perf_counter() - t0, out
 
 
-class _Both(float):
-    """A wall-clock duration (the float) that also carries the process's CPU time (`.cpu`)."""
+class Span(NamedTuple):
+    """One phase's duration, wall clock and process CPU time (seconds)."""
+    wall: float
     cpu: float
 
 
 def _clock_both(fn):
-    """(_Both seconds, result): the split of lagrad's compile is compared in CPU time, like the
-    runtimes (the machine is shared; each phase runs on one thread), and summed in wall time."""
+    """(Span, result): the split of lagrad's compile is compared in CPU time, like the runtimes
+    (the machine is shared; each phase runs on one thread), and summed in wall time."""
     t0, c0 = time.perf_counter(), time.process_time()
     out = fn()
-    d = _Both(time.perf_counter() - t0)
-    d.cpu = time.process_time() - c0
-    return d, out
+    return Span(time.perf_counter() - t0, time.process_time() - c0), out
 
 
 OWN_REPEATS = 5            # independent text → adjoint-program builds; lagrad's own work is their median
@@ -168,7 +168,8 @@ def build_lagrad(text: str, model: str, args, wrt_names, fixed_dims=None) -> Bui
     # the median (in CPU time) of OWN_REPEATS builds: one build is a single sample of a few hundred
     # ms on a shared machine (a stray 100 ms pause was seen); XLA is asked once (seconds, and costly)
     builds = [own_work() for _ in range(OWN_REPEATS)]
-    (t_load, t_own, t_adj), (f, idx, c, adj_j) = sorted(builds, key=lambda b: sum(t.cpu for t in b[0]))[len(builds) // 2]
+    (t_load, t_own, t_adj), (f, idx, c, adj_j) = sorted(builds, key=lambda b: sum(t.cpu for t in b[0]))[
+        len(builds) // 2]
     t_prog, fwd_j = _clock(lambda: c.jax_fn(("primal",), c.primal))
     arrays, _ = f._bind(args, {})
     seed = np.float64(1.0)
@@ -181,15 +182,15 @@ def build_lagrad(text: str, model: str, args, wrt_names, fixed_dims=None) -> Bui
     t_g1, _ = common.timed(lambda: grad(*args))
     # the gradient's own work: text → the generated adjoint program (the primal program, made
     # above for the forward timings, is not part of it: f.grad never builds it)
-    own = t_load + t_own + t_adj
+    own = t_load.wall + t_own.wall + t_adj.wall
     own_cpu = t_load.cpu + t_own.cpu + t_adj.cpu
-    split = dict(load=float(t_load), ir=float(t_own + t_adj), own=float(own), primal=t_prog, trace=float(t_trace),
-                 xla=float(t_xla), own_cpu=own_cpu, trace_cpu=t_trace.cpu, xla_cpu=t_xla.cpu,
+    split = dict(load=t_load.wall, ir=t_own.wall + t_adj.wall, own=own, primal=t_prog, trace=t_trace.wall,
+                 xla=t_xla.wall, own_cpu=own_cpu, trace_cpu=t_trace.cpu, xla_cpu=t_xla.cpu,
                  ratio=own_cpu / t_xla.cpu if t_xla.cpu > 0 else float("nan"))
     # the first gradient call reuses the executable compiled just above (JAX caches it), so the
     # text → first gradient time is lagrad's own work + tracing + XLA compilation + that call
-    return Built("lagrad", lambda: f(*args), lambda: grad(*args), t_load + t_own + t_prog + t_f1,
-                 own + t_trace + t_xla + t_g1, split=split, xla_mem=mem)
+    return Built("lagrad", lambda: f(*args), lambda: grad(*args), t_load.wall + t_own.wall + t_prog + t_f1,
+                 own + t_trace.wall + t_xla.wall + t_g1, split=split, xla_mem=mem)
 
 
 def build_jax(peer: str, loss, args, wrt) -> Built:

@@ -146,7 +146,8 @@ class Builder:
             if t is Val:
                 atoms.append(v.atom)
             elif t is Zero:
-                zpos = (zpos or []) + [i]
+                zpos = [] if zpos is None else zpos
+                zpos.append(i)
                 atoms.append(None)
             else:
                 atoms.append(self.atom(v))
@@ -161,7 +162,7 @@ class Builder:
                 return simplified
             atoms = [self.atom(v) if a is None else a for v, a in zip(inputs, atoms)]
         atoms = tuple(atoms)
-        ps = tuple(sorted(params.items())) if params else ()
+        ps = make_params(params)
         out_types = result_types(p, [a.type for a in atoms], ps)
         var = self.namer.var
         if names is None:

@@ -7,6 +7,8 @@ from ..dsl import ast
 from ..errors import RuleError
 from .autodiff import split_linear
 from .builder import Val, Zero
+from .ir import Eqn, Lit, Var
+from .primitive import REGISTRY
 from .scope import Scope
 
 
@@ -144,7 +146,6 @@ def _template_key(x, dx, y, params):
     """What the elaboration of a rule depends on: each argument's kind (value, zero, literal and
     its value) and type, which arguments are the same variable, and the parameters (and the
     primitives it calls, which the template holds: see `_current`). None: unhashable."""
-    from .ir import Lit
     first, kinds = {}, []
     for v in (*x, *dx, *y):
         if isinstance(v, Zero):
@@ -166,7 +167,6 @@ def _template_key(x, dx, y, params):
 def _record(eqns, calls, outs, x, dx, y):
     """A template of the equations a rule emitted, with its arguments and new variables as
     slots; None if an equation reads a variable from outside the rule (never replayed)."""
-    from .ir import Lit
     slot = {}
     for k, v in enumerate((*x, *dx, *y)):
         if not isinstance(v, Zero) and not isinstance(v.atom, Lit):
@@ -200,19 +200,16 @@ def _record(eqns, calls, outs, x, dx, y):
             res.append(slot[id(v.atom)])
         else:
             return None
-    from .primitive import REGISTRY
     prims = tuple({e.prim: REGISTRY.get(e.prim) for e in eqns}.items())
     return tuple(base for base, _ in calls), tuple(made), tuple(res), prims
 
 
 def _current(tpl):
     """Whether every primitive the template emits is still the one registered under its name."""
-    from .primitive import REGISTRY
     return all(REGISTRY.get(name) is prim for name, prim in tpl[3])
 
 
 def _replay(b, tpl, x, dx, y):
-    from .ir import Eqn, Var
     bases, made, res, _ = tpl
     fresh = b.namer.fresh
     names = [fresh(base) for base in bases]        # the same names the elaboration would take
@@ -236,5 +233,4 @@ def _replay(b, tpl, x, dx, y):
 
 
 def _relabel(e, span, origin):
-    from .ir import Eqn
     return Eqn(e.prim, e.inputs, e.params, e.outputs, span, origin)

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import os
-
 import re
 
 from .builder import Builder
@@ -211,14 +210,12 @@ def tidy_names(prog: Program, out_names=None) -> Program:
     for e in prog.eqns:
         for o in e.outputs:
             name = want.get(id(o))
-            if name is not None:
-                pass
-            elif temp(o.name):
+            if name is None and temp(o.name):
                 count += 1
                 while f"t{count}" in taken:
                     count += 1
                 name = f"t{count}"
-            else:
+            elif name is None:
                 base = _SUFFIX.sub("", o.name)
                 name = base if base not in taken else namer.fresh(base)
             taken.add(name)

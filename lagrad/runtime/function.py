@@ -237,13 +237,15 @@ class Function:
         purpose = ("adjoint", idx, keep)
         fast = {}                                   # (shape, dtype) key -> (jitted adjoint, seed)
 
+        def result(res):
+            grads = res[1:] if keep else res
+            g = grads[0] if single else tuple(grads)
+            return (res[0], g) if keep else g
+
         def run(*args, **kwargs):
             hit = fast.get(_fast_key(args)) if not kwargs else None
             if hit is not None:                     # shapes seen before: straight to the program
-                res = hit[0](*args, hit[1])
-                grads = res[1:] if keep else res
-                g = grads[0] if single else tuple(grads)
-                return (res[0], g) if keep else g
+                return result(hit[0](*args, hit[1]))
             arrays, dims, slot = self._bind_slot(args, kwargs)
             hit = slot.get(purpose) if slot is not None else None
             if hit is None:
@@ -255,10 +257,7 @@ class Function:
                     if len(fast) < 64:
                         fast[_fast_key(args)] = hit
             fn, seed = hit
-            res = fn(*arrays, seed)
-            grads = res[1:] if keep else res
-            g = grads[0] if single else tuple(grads)
-            return (res[0], g) if keep else g
+            return result(fn(*arrays, seed))
         run.__name__ = f"grad_{self.name}"
         return run
 
