@@ -74,8 +74,8 @@ def write_report(out: pathlib.Path, quick: bool) -> str:
               "time is its compute time. **Ratios and targets use the CPU-time medians**; the wall-time "
               "medians are given beside them (in parentheses) and in data/*.json. On a GPU backend no CPU "
               "time is recorded and everything uses wall time.",
-              "- lagrad is called through its API: `f(*args)` and `f.grad(wrt)(*args)` (its per-call Python work, "
-              "20–30 µs, included). jax.grad and custom_vjp: `jax.jit(f)` and `jax.jit(jax.grad(f, argnums))`. "
+              "- lagrad is called through its API: `f(*args)` and `f.grad(wrt)(*args)` on device arrays (its "
+              "per-call Python work, a type check and one jitted call, included). jax.grad and custom_vjp: `jax.jit(f)` and `jax.jit(jax.grad(f, argnums))`. "
               "PyTorch: eager, forward under `no_grad`, gradient by `torch.autograd.grad`. PyTensor: "
               "`pytensor.function` of the cost and of `pytensor.grad`, default mode and `mode=\"JAX\"`.",
               "- Memory: for lagrad and the JAX peers, XLA's compiled memory analysis of the gradient function "

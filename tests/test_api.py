@@ -213,3 +213,43 @@ def test_repeated_calls_with_device_arrays_still_check_shapes():
     with pytest.raises(InputError):
         g(jnp.ones((3, 3), jnp.float32).astype(jnp.float64)[:2], b)
     assert float(f(np.ones((2, 2)), np.ones(2))) == 4.0        # numpy arguments take the full path
+
+
+def test_device_array_calls_go_through_one_jit_per_gradient():
+    """Device-array calls run one jax.jit per Function (primal) and per gradient callable, made
+    once: `f.grad(wrt)` returns the same callable, a repeated call does not trace again, new
+    shapes trace once more, and the result equals the Python path's (NumPy arguments, keywords)."""
+    f = lagrad.loads("model m(A: f64[n, n], b: f64[n]) -> f64 {\n    return sum(solve(A, b))\n}\n",
+                     name="jitpath.la").m
+    g = f.grad(["A", "b"])
+    assert f.grad(["A", "b"]) is g and f.value_and_grad("b") is f.value_and_grad("b")
+    traces = []
+    slow = f.compiled                                   # called once per trace of the jitted gradient
+
+    def counting(dims=None):
+        traces.append(dict(dims or {}))
+        return slow(dims)
+    f.compiled = counting
+    A3, b3 = jnp.eye(3) * 2.0, jnp.arange(3.0)
+    lam = np.linalg.solve(np.asarray(A3).T, np.ones(3))            # loss 1ᵀA⁻¹b: b̄ = A⁻ᵀ1, Ā = −b̄ xᵀ
+    want = [-np.outer(lam, np.linalg.solve(np.asarray(A3), np.asarray(b3))), lam]
+    for _ in range(3):
+        got = g(A3, b3)
+        for x, w in zip(got, want):
+            np.testing.assert_allclose(np.asarray(x), w, rtol=1e-14, atol=1e-14)
+    assert traces == [{"n": 3}]
+    for _ in range(2):          # a second trace, then its cached executable (JAX's C++ path)
+        np.testing.assert_allclose(np.asarray(g(jnp.eye(4), jnp.ones(4))[1]), np.ones(4))
+    assert traces == [{"n": 3}, {"n": 4}]
+    for x, y in zip(g(np.asarray(A3), np.asarray(b3)), g(A=A3, b=b3)):      # the Python path
+        assert np.array_equal(np.asarray(x), np.asarray(y))
+    for x, w in zip(g(np.asarray(A3), np.asarray(b3)), want):
+        np.testing.assert_allclose(np.asarray(x), w, rtol=1e-14, atol=1e-14)
+    with pytest.raises(InputError, match="dimension `n` is 3"):
+        g(A3, jnp.ones(4))
+    with pytest.raises(InputError, match="missing argument"):
+        g(A3)
+    strict = lagrad.loads("model m(b: f64[n]) -> f64 {\n    return sum(b * b)\n}\n", name="jitpath_finite.la",
+                          check_finite=True).m
+    with pytest.raises(InputError, match="non-finite value"):       # check_finite reads the values
+        strict.grad("b")(jnp.array([1.0, jnp.nan]))

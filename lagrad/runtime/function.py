@@ -25,20 +25,53 @@ from .lower import to_jax
 _ARRAY = type(jnp.zeros(()))          # the concrete jax.Array class (tracers are not it)
 
 
-def _fast_key(args):
-    """((shape, dtype), ...) when every argument is a concrete jax.Array (not a tracer, NumPy
-    array or scalar), else None: the key of Function's per-shape cache."""
+def _device_arrays(args, kwargs) -> bool:
+    """Whether a call can take a Function's jitted fast path: positional concrete jax.Arrays
+    only (not tracers, NumPy arrays, Python scalars or lists, which go through binding)."""
+    if kwargs:
+        return False
     for a in args:
         if type(a) is not _ARRAY:
-            return None
-    return tuple([(a.shape, a.dtype) for a in args])
+            return False
+    return True
 
 
-def _seed(dtype):
-    """The output seed 1 of a gradient, as a device array: made once per cached program, it is
-    passed to the jitted adjoint without the per-call host-to-device conversion a NumPy scalar
-    costs (≈ 1.8 µs, a tenth of a small gradient call)."""
-    return jnp.asarray(np.float32(1.0) if dtype == "f32" else np.float64(1.0))
+_SEEDS = {}
+
+
+def _seed(dtype, traced):
+    """The output seed 1 of a gradient. Called on concrete arrays: a device array made once per
+    dtype (a NumPy scalar costs ≈ 1.8 µs of host-to-device conversion per call, a tenth of a
+    small gradient call). While tracing: a NumPy scalar, which becomes a literal of the program
+    (a device array closed over by a trace becomes an extra argument of the executable, which
+    JAX 0.10.2's C++ dispatch then fails to pass on the next call: "Execution supplied 2
+    arguments but compiled program expected 3")."""
+    one = np.float32(1.0) if dtype == "f32" else np.float64(1.0)
+    if traced:
+        return one
+    s = _SEEDS.get(dtype)
+    if s is None:
+        s = _SEEDS[dtype] = jnp.asarray(one)
+    return s
+
+
+def _fast_path(slow, check_finite):
+    """`slow` (a call through lagrad's binding), with calls on positional device arrays sent to
+    one ``jax.jit`` of it: JAX's C++ dispatch then keys its cache on the arguments' shapes and
+    dtypes (which determine the model's dimensions), so a repeated call skips lagrad's Python
+    path. The first call with new shapes traces `slow`, which binds the tracers (the same
+    checks and errors) and inlines the jitted program. `check_finite` needs the values, so
+    such Functions keep the Python path."""
+    if check_finite:
+        return slow
+    jitted = jax.jit(slow)
+
+    def run(*args, **kwargs):
+        if _device_arrays(args, kwargs):
+            return jitted(*args)
+        return slow(*args, **kwargs)
+    run._jitted = jitted            # the ahead-of-time path (``.lower(...).compile()``): benchmarks
+    return run
 
 
 class Compiled:
@@ -131,10 +164,11 @@ class Function:
         self._fixed = dict(fixed_dims or {})
         self.check_finite = bool(check_finite)   # refuse NaN/inf arguments (docs/robustness.md)
         self._cache = {}
-        self._bind_cache = {}                    # ((shape, dtype), ...) of device arrays -> dims
         self._loop_dims = None
         self._lock = threading.RLock()
+        self._grads = {}                         # (wrt, single, keep) -> the gradient callable
         self.params = ctx.signature(name)
+        self._call = _fast_path(self._call_slow, self.check_finite)
         self.__name__ = name
         self.__doc__ = f"lagrad model `{name}` from {ctx.path}"
 
@@ -174,24 +208,8 @@ class Function:
                         check_finite=self.check_finite)
 
     def _bind(self, args, kwargs):
-        return self._bind_slot(args, kwargs)[:2]
-
-    def _bind_slot(self, args, kwargs):
-        """(arrays, dims, slot). Fast path: positional device arrays that binding passes through
-        unchanged (declared dtype), with shapes seen before: the dimensions depend only on
-        (shape, dtype), so the checks' outcome is cached, and `slot` (a dict, None off the fast
-        path) keeps what the caller resolved from those dims (the jitted program), per purpose."""
-        key = _fast_key(args) if not kwargs and not self.check_finite else None
-        if key is not None:
-            hit = self._bind_cache.get(key)
-            if hit is not None:
-                return args, hit[0], hit[1]          # callers only read the dims
-        arrays, dims = binding.bind(self.name, self.params, args, kwargs, check_finite=self.check_finite)
-        slot = None
-        if key is not None and len(self._bind_cache) < 64 and all(a is b for a, b in zip(arrays, args)):
-            slot = {}
-            self._bind_cache[key] = (dict(dims), slot)
-        return arrays, dims, slot
+        """(arrays, dims): the arguments checked against the signature (binding.bind)."""
+        return binding.bind(self.name, self.params, args, kwargs, check_finite=self.check_finite)
 
     def _wrt(self, wrt):
         names = [n for n, _ in self.params]
@@ -213,16 +231,15 @@ class Function:
 
     # -- running ----------------------------------------------------------------------------
     def __call__(self, *args, **kwargs):
-        arrays, dims, slot = self._bind_slot(args, kwargs)
-        fn = slot.get("primal") if slot is not None else None
-        if fn is None:
-            c = self.compiled(dims)
-            if any(isinstance(a, jax.core.Tracer) for a in arrays):
-                fn = c.bridged()                    # under a JAX transformation: lagrad's adjoint
-            else:
-                fn = c.jax_fn(("primal",), c.primal)          # concrete: the jitted primal
-                if slot is not None:
-                    slot["primal"] = fn
+        return self._call(*args, **kwargs)
+
+    def _call_slow(self, *args, **kwargs):
+        arrays, dims = self._bind(args, kwargs)
+        c = self.compiled(dims)
+        if any(isinstance(a, jax.core.Tracer) for a in arrays):
+            fn = c.bridged()                    # under a JAX transformation: lagrad's adjoint
+        else:
+            fn = c.jax_fn(("primal",), c.primal)
         out = fn(*arrays)
         return out[0] if len(out) == 1 else tuple(out)
 
@@ -233,32 +250,31 @@ class Function:
                               f"{', '.join(str(o.type) for o in outs)} (use `vjp` instead)")
 
     def _grad_impl(self, wrt, keep):
+        """The gradient callable for (wrt, keep), made once per Function (so `f.grad("x")` in
+        a loop compiles once)."""
         idx, single = self._wrt(wrt)
-        purpose = ("adjoint", idx, keep)
-        fast = {}                                   # (shape, dtype) key -> (jitted adjoint, seed)
+        key = (idx, single, keep)
+        with self._lock:
+            run = self._grads.get(key)
+            if run is None:
+                run = self._grads[key] = self._make_grad(idx, single, keep)
+        return run
 
-        def result(res):
+    def _make_grad(self, idx, single, keep):
+        purpose = ("adjoint", idx, keep)
+
+        def slow(*args, **kwargs):
+            arrays, dims = self._bind(args, kwargs)
+            c = self.compiled(dims)
+            self._scalar_check(c, "value_and_grad" if keep else "grad")
+            fn = c.jax_fn(purpose, lambda: c.adjoint(idx, keep))
+            traced = any(isinstance(a, jax.core.Tracer) for a in arrays)
+            res = fn(*arrays, _seed(c.canonical.outputs[0].type.dtype, traced))
             grads = res[1:] if keep else res
             g = grads[0] if single else tuple(grads)
             return (res[0], g) if keep else g
-
-        def run(*args, **kwargs):
-            hit = fast.get(_fast_key(args)) if not kwargs else None
-            if hit is not None:                     # shapes seen before: straight to the program
-                return result(hit[0](*args, hit[1]))
-            arrays, dims, slot = self._bind_slot(args, kwargs)
-            hit = slot.get(purpose) if slot is not None else None
-            if hit is None:
-                c = self.compiled(dims)
-                self._scalar_check(c, "value_and_grad" if keep else "grad")
-                hit = (c.jax_fn(purpose, lambda: c.adjoint(idx, keep)), _seed(c.canonical.outputs[0].type.dtype))
-                if slot is not None:
-                    slot[purpose] = hit
-                    if len(fast) < 64:
-                        fast[_fast_key(args)] = hit
-            fn, seed = hit
-            return result(fn(*arrays, seed))
-        run.__name__ = f"grad_{self.name}"
+        run = _fast_path(slow, self.check_finite)
+        run.__name__ = f"{'value_and_grad' if keep else 'grad'}_{self.name}"
         return run
 
     def grad(self, wrt=None):
@@ -294,7 +310,8 @@ class Function:
                     raise InputError(f"the direction for `{name}` has shape {tuple(v.shape)}, not {tuple(arrays[i].shape)}")
                 vs.append(v)
             fn = c.jax_fn(("hvp", idx), lambda: c.hvp(idx))
-            res = fn(*arrays, _seed(c.canonical.outputs[0].type.dtype), *vs)
+            traced = any(isinstance(a, jax.core.Tracer) for a in arrays)
+            res = fn(*arrays, _seed(c.canonical.outputs[0].type.dtype, traced), *vs)
             return res[0] if single else tuple(res)
         run.__name__ = f"hvp_{self.name}"
         return run
