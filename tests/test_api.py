@@ -253,3 +253,42 @@ def test_device_array_calls_go_through_one_jit_per_gradient():
                           check_finite=True).m
     with pytest.raises(InputError, match="non-finite value"):       # check_finite reads the values
         strict.grad("b")(jnp.array([1.0, jnp.nan]))
+
+
+def test_jvp_and_hvp_on_device_arrays_trace_once_and_match_the_python_path():
+    """jvp and hvp calls whose groups are device arrays (or tuples of them) take the same jitted
+    path as grad: one trace per shape, results equal to the Python path's (lists, NumPy)."""
+    f = lagrad.loads("model m(A: f64[n, n], b: f64[n]) -> f64 {\n    return dot(b, A @ b)\n}\n",
+                     name="jitpath_jvp.la").m
+    traces = []
+    slow = f.compiled
+
+    def counting(dims=None):
+        traces.append(dict(dims or {}))
+        return slow(dims)
+    f.compiled = counting
+    A3, b3 = jnp.asarray(np.arange(9.0).reshape(3, 3)), jnp.asarray([1.0, -2.0, 0.5])
+    dA, db = jnp.ones((3, 3)), jnp.asarray([0.0, 1.0, 2.0])
+    Ab, bb = np.asarray(A3), np.asarray(b3)
+    want_out = bb @ Ab @ bb
+    want_dout = bb @ np.ones((3, 3)) @ bb + np.asarray(db) @ (Ab + Ab.T) @ bb      # dA: bᵀ dA b; db: dbᵀ(A + Aᵀ)b
+    for _ in range(3):
+        out, dout = f.jvp((A3, b3), (dA, db))
+        np.testing.assert_allclose([float(out), float(dout)], [want_out, want_dout], rtol=1e-13)
+    out, dout = f.jvp((A3, b3), (jnp.ones(()), db))              # a scalar tangent is broadcast
+    np.testing.assert_allclose(float(dout), want_dout, rtol=1e-13)
+    assert traces == [{"n": 3}, {"n": 3}]                        # one trace per tangent shape
+    traces.clear()
+    h = f.hvp("b")
+    assert f.hvp("b") is h
+    want_h = (Ab + Ab.T) @ np.asarray(db)                         # H_b = A + Aᵀ
+    for _ in range(3):
+        np.testing.assert_allclose(np.asarray(h((A3, b3), db)), want_h, rtol=1e-13)
+    assert traces == [{"n": 3}]
+    np.testing.assert_allclose(np.asarray(h([Ab, bb], np.asarray(db))), want_h, rtol=1e-13)   # Python path
+    np.testing.assert_allclose(float(f.jvp([Ab, bb], [np.ones((3, 3)), np.asarray(db)])[1]), want_dout,
+                               rtol=1e-13)
+    with pytest.raises(InputError, match="tangent of `b` has shape"):
+        f.jvp((A3, b3), (dA, jnp.ones(4)))
+    with pytest.raises(InputError, match="direction for `b` has shape"):
+        h((A3, b3), jnp.ones(4))

@@ -55,7 +55,23 @@ def _seed(dtype, traced):
     return s
 
 
-def _fast_path(slow, check_finite):
+def _device_array_groups(args, kwargs) -> bool:
+    """The fast-path test of `jvp` and `hvp` calls: two positional groups (primals and tangents;
+    arguments and directions), each a concrete jax.Array or a tuple of them."""
+    if kwargs or len(args) != 2:
+        return False
+    for group in args:
+        if type(group) is _ARRAY:
+            continue
+        if type(group) is not tuple:
+            return False
+        for a in group:
+            if type(a) is not _ARRAY:
+                return False
+    return True
+
+
+def _fast_path(slow, check_finite, accepts=_device_arrays):
     """`slow` (a call through lagrad's binding), with calls on positional device arrays sent to
     one ``jax.jit`` of it: JAX's C++ dispatch then keys its cache on the arguments' shapes and
     dtypes (which determine the model's dimensions), so a repeated call skips lagrad's Python
@@ -67,7 +83,7 @@ def _fast_path(slow, check_finite):
     jitted = jax.jit(slow)
 
     def run(*args, **kwargs):
-        if _device_arrays(args, kwargs):
+        if accepts(args, kwargs):
             return jitted(*args)
         return slow(*args, **kwargs)
     run._jitted = jitted            # the ahead-of-time path (``.lower(...).compile()``): benchmarks
@@ -166,9 +182,10 @@ class Function:
         self._cache = {}
         self._loop_dims = None
         self._lock = threading.RLock()
-        self._grads = {}                         # (wrt, single, keep) -> the gradient callable
+        self._grads = {}                         # (wrt, single, keep) / ("hvp", wrt, single) -> callable
         self.params = ctx.signature(name)
         self._call = _fast_path(self._call_slow, self.check_finite)
+        self._jvp = _fast_path(self._jvp_slow, self.check_finite, _device_array_groups)
         self.__name__ = name
         self.__doc__ = f"lagrad model `{name}` from {ctx.path}"
 
@@ -287,10 +304,17 @@ class Function:
 
     def hvp(self, wrt=None):
         """A callable ``(args, directions) -> H·direction`` for scalar f, derived by linearizing
-        the adjoint program (forward over reverse); `directions` has the structure of `wrt`."""
+        the adjoint program (forward over reverse); `directions` has the structure of `wrt`.
+        Made once per `wrt`, like `grad`."""
         idx, single = self._wrt(wrt)
+        with self._lock:
+            run = self._grads.get(("hvp", idx, single))
+            if run is None:
+                run = self._grads[("hvp", idx, single)] = self._make_hvp(idx, single)
+        return run
 
-        def run(args, directions):
+    def _make_hvp(self, idx, single):
+        def slow(args, directions):
             if not isinstance(args, (tuple, list)):
                 raise InputError(f"hvp of `{self.name}` takes (args, directions): args is the tuple "
                                  f"of `{self.name}`'s arguments, got {type(args).__name__}")
@@ -313,6 +337,7 @@ class Function:
             traced = any(isinstance(a, jax.core.Tracer) for a in arrays)
             res = fn(*arrays, _seed(c.canonical.outputs[0].type.dtype, traced), *vs)
             return res[0] if single else tuple(res)
+        run = _fast_path(slow, self.check_finite, _device_array_groups)
         run.__name__ = f"hvp_{self.name}"
         return run
 
@@ -336,6 +361,9 @@ class Function:
 
     def jvp(self, primals, tangents):
         """``(out, tangent_out)`` by the derived forward-mode (Fréchet) program."""
+        return self._jvp(primals, tangents)
+
+    def _jvp_slow(self, primals, tangents):
         if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
             raise InputError(f"jvp of `{self.name}` takes (primals, tangents), two tuples of "
                              f"{len(self.params)} value(s)")
