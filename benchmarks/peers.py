@@ -162,13 +162,13 @@ def build_lagrad(text: str, model: str, args, wrt_names, fixed_dims=None) -> Bui
             f = f.specialize(**fixed_dims)
         idx, _ = f._wrt(list(wrt_names))
         t_own, c = _clock_both(lambda: f._static())
-        t_adj, adj_j = _clock_both(lambda: c.jax_fn(("adjoint", idx, False), lambda: c.adjoint(idx, False)))
-        return (t_load, t_own, t_adj), (f, idx, c, adj_j)
+        t_adj, _ = _clock_both(lambda: c.jax_fn(("adjoint", idx, False), lambda: c.adjoint(idx, False)))
+        return (t_load, t_own, t_adj), (f, c)
 
     # the median (in CPU time) of OWN_REPEATS builds: one build is a single sample of a few hundred
     # ms on a shared machine (a stray 100 ms pause was seen); XLA is asked once (seconds, and costly)
     builds = [own_work() for _ in range(OWN_REPEATS)]
-    (t_load, t_own, t_adj), (f, idx, c, _) = sorted(builds, key=lambda b: sum(t.cpu for t in b[0]))[
+    (t_load, t_own, t_adj), (f, c) = sorted(builds, key=lambda b: sum(t.cpu for t in b[0]))[
         len(builds) // 2]
     t_prog, fwd_j = _clock(lambda: c.jax_fn(("primal",), c.primal))
     # the gradient as it runs on device arrays: one jax.jit of lagrad's call (binding, then the

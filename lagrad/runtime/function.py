@@ -36,23 +36,13 @@ def _device_arrays(args, kwargs) -> bool:
     return True
 
 
-_SEEDS = {}
-
-
-def _seed(dtype, traced):
-    """The output seed 1 of a gradient. Called on concrete arrays: a device array made once per
-    dtype (a NumPy scalar costs ≈ 1.8 µs of host-to-device conversion per call, a tenth of a
-    small gradient call). While tracing: a NumPy scalar, which becomes a literal of the program
-    (a device array closed over by a trace becomes an extra argument of the executable, which
-    JAX 0.10.2's C++ dispatch then fails to pass on the next call: "Execution supplied 2
-    arguments but compiled program expected 3")."""
-    one = np.float32(1.0) if dtype == "f32" else np.float64(1.0)
-    if traced:
-        return one
-    s = _SEEDS.get(dtype)
-    if s is None:
-        s = _SEEDS[dtype] = jnp.asarray(one)
-    return s
+def _seed(dtype):
+    """The output seed 1 of a gradient, as a NumPy scalar: inside the jitted call it is a literal
+    of the program. (A device array closed over by a trace becomes an extra argument of the
+    executable, which JAX 0.10.2's C++ dispatch then fails to pass on the next call: "Execution
+    supplied 2 arguments but compiled program expected 3".) Off the jitted path, binding the
+    arguments costs more than the scalar's conversion."""
+    return np.float32(1.0) if dtype == "f32" else np.float64(1.0)
 
 
 def _device_array_groups(args, kwargs) -> bool:
@@ -60,15 +50,7 @@ def _device_array_groups(args, kwargs) -> bool:
     arguments and directions), each a concrete jax.Array or a tuple of them."""
     if kwargs or len(args) != 2:
         return False
-    for group in args:
-        if type(group) is _ARRAY:
-            continue
-        if type(group) is not tuple:
-            return False
-        for a in group:
-            if type(a) is not _ARRAY:
-                return False
-    return True
+    return all(type(g) is _ARRAY or (type(g) is tuple and _device_arrays(g, None)) for g in args)
 
 
 def _fast_path(slow, check_finite, accepts=_device_arrays):
@@ -270,11 +252,14 @@ class Function:
         """The gradient callable for (wrt, keep), made once per Function (so `f.grad("x")` in
         a loop compiles once)."""
         idx, single = self._wrt(wrt)
-        key = (idx, single, keep)
+        return self._callable((idx, single, keep), lambda: self._make_grad(idx, single, keep))
+
+    def _callable(self, key, make):
+        """The derived callable for `key` (grad, value_and_grad, hvp), made once per Function."""
         with self._lock:
             run = self._grads.get(key)
             if run is None:
-                run = self._grads[key] = self._make_grad(idx, single, keep)
+                run = self._grads[key] = make()
         return run
 
     def _make_grad(self, idx, single, keep):
@@ -285,8 +270,7 @@ class Function:
             c = self.compiled(dims)
             self._scalar_check(c, "value_and_grad" if keep else "grad")
             fn = c.jax_fn(purpose, lambda: c.adjoint(idx, keep))
-            traced = any(isinstance(a, jax.core.Tracer) for a in arrays)
-            res = fn(*arrays, _seed(c.canonical.outputs[0].type.dtype, traced))
+            res = fn(*arrays, _seed(c.canonical.outputs[0].type.dtype))
             grads = res[1:] if keep else res
             g = grads[0] if single else tuple(grads)
             return (res[0], g) if keep else g
@@ -307,11 +291,7 @@ class Function:
         the adjoint program (forward over reverse); `directions` has the structure of `wrt`.
         Made once per `wrt`, like `grad`."""
         idx, single = self._wrt(wrt)
-        with self._lock:
-            run = self._grads.get(("hvp", idx, single))
-            if run is None:
-                run = self._grads[("hvp", idx, single)] = self._make_hvp(idx, single)
-        return run
+        return self._callable(("hvp", idx, single), lambda: self._make_hvp(idx, single))
 
     def _make_hvp(self, idx, single):
         def slow(args, directions):
@@ -334,8 +314,7 @@ class Function:
                     raise InputError(f"the direction for `{name}` has shape {tuple(v.shape)}, not {tuple(arrays[i].shape)}")
                 vs.append(v)
             fn = c.jax_fn(("hvp", idx), lambda: c.hvp(idx))
-            traced = any(isinstance(a, jax.core.Tracer) for a in arrays)
-            res = fn(*arrays, _seed(c.canonical.outputs[0].type.dtype, traced), *vs)
+            res = fn(*arrays, _seed(c.canonical.outputs[0].type.dtype), *vs)
             return res[0] if single else tuple(res)
         run = _fast_path(slow, self.check_finite, _device_array_groups)
         run.__name__ = f"hvp_{self.name}"
