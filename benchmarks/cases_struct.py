@@ -232,31 +232,28 @@ def kalman_torch(K):
     return _torch(nll)
 
 
-def kalman_pt(T):
-    def nll(F, G, H, R, Y, dt):
-        import pytensor.tensor as pt
-        from pytensor.tensor.linalg import cholesky, expm, solve, solve_continuous_lyapunov
-        A = expm(dt * F)
-        Pinf = solve_continuous_lyapunov(F, -(G @ G.T))
-        Qd = Pinf - A @ Pinf @ A.T
-        x, P, total = pt.zeros((F.shape[0],), dtype="float64"), Pinf, 0.0
-        for i in range(T):
-            v = Y[i] - H @ x
-            S = H @ P @ H.T + R
-            K_ = solve(S, H @ P, assume_a="pos").T
-            total = total + 0.5 * (2 * pt.log(pt.diagonal(cholesky(S))).sum() + v @ solve(S, v, assume_a="pos"))
-            x, P = A @ (x + K_ @ v), A @ (P - K_ @ S @ K_.T) @ A.T + Qd
-        return total + 0.5 * T * Y.shape[1] * math.log(2 * math.pi)
-    return nll
+def kalman_pt(F, G, H, R, Y, dt):
+    """The filter in PyTensor as a `scan` over the observations (an unrolled graph of T = 100 steps
+    is out of reach: compiling its gradient took 98 s at T = 5)."""
+    import pytensor.tensor as pt
+    from pytensor import scan
+    from pytensor.tensor.linalg import cholesky, expm, solve, solve_continuous_lyapunov
+    A = expm(dt * F)
+    Pinf = solve_continuous_lyapunov(F, -(G @ G.T))
+    Qd = Pinf - A @ Pinf @ A.T
+
+    def step(y, x, P):
+        v = y - H @ x
+        S = H @ P @ H.T + R
+        K_ = solve(S, H @ P, assume_a="pos").T
+        nll = 0.5 * (2 * pt.log(pt.diagonal(cholesky(S))).sum() + v @ solve(S, v, assume_a="pos"))
+        return A @ (x + K_ @ v), A @ (P - K_ @ S @ K_.T) @ A.T + Qd, nll
+    nlls = scan(step, sequences=[Y], outputs_info=[pt.zeros((F.shape[0],), dtype="float64"), Pinf, None],
+                return_updates=False)[2]
+    return nlls.sum() + 0.5 * Y.shape[0] * Y.shape[1] * math.log(2 * math.pi)
 
 
-KALMAN_PT_SLOW = ("not run: compiling the gradient of the unrolled graph (default mode, Numba) took 98 s at "
-                  "T = 5, n = 4 on this machine; T = 100 is out of reach (a scan version was not written)")
-KALMAN_PT_JAX = ("fails: NotImplementedError: JAX requires the arguments of `jax.numpy.arange` to be constants "
-                 "(PyTensor's JAX backend cannot compile the expm / lyap gradient graph)")
-
-
-def kalman_case(T=KALMAN_T, quick=False, with_pytensor=False):
+def kalman_case(T=KALMAN_T, quick=False):
     T = 5 if quick else T
     return Case(
         "kalman", f"Kalman filter negative log-likelihood (examples/kalman/kalman.la), T = {T}, m = n/2, "
@@ -265,13 +262,13 @@ def kalman_case(T=KALMAN_T, quick=False, with_pytensor=False):
         {"jax.grad": lambda a: kalman_jnp(jsl.expm, (lambda K: lambda F, Q: sign_lyap(F, Q, K))(lyap_steps(a[0]))),
          "JAX custom_vjp": lambda a: kalman_jnp(expm_custom, lyap_custom(lyap_steps(a[0]))),
          "PyTorch": lambda a: kalman_torch(lyap_steps(a[0])),
-         "PyTensor": KALMAN_PT_SLOW if not with_pytensor else (lambda a: kalman_pt(T)),
-         "PyTensor JAX": KALMAN_PT_JAX},
+         "PyTensor": lambda a: kalman_pt, "PyTensor JAX": lambda a: kalman_pt},
         fixed_dims=lambda n: {"T": T}, params=["F", "G", "H", "R", "Y", "dt"],
         note="lagrad unrolls the `for` loop (T steps) before compiling; jax.grad / custom_vjp run the filter "
              "as a `lax.scan` (what a JAX user writes; one step compiled), with Cholesky solves; the "
-             "custom_vjp pipeline swaps in the custom_vjp expm and lyap above. PyTorch and PyTensor unroll the "
-             "loop in Python (PyTensor: one graph of T steps). PyTorch's lyap is the fixed-K sign iteration.")
+             "custom_vjp pipeline swaps in the custom_vjp expm and lyap above. PyTorch unrolls the loop in "
+             "Python; PyTensor runs it as a `scan` (its expm, solve_continuous_lyapunov, Cholesky and solves). "
+             "PyTorch's lyap is the fixed-K sign iteration.")
 
 
 # ---- BLR matvec ------------------------------------------------------------------------------

@@ -230,11 +230,11 @@ def krylov_section(r) -> list:
         hdr = ["maxiter", "inner steps"] + [f"{k} grad" for k in names] + [f"{k} memory" for k in names] + [
             "lagrad grad÷fwd"]
         rows = [[x["maxiter"], x["steps"]] + [fmt_s(tm(x, k, "grad")) for k in names] +
-                [fmb(g(x, "peers", k, "xla_mem")) if not k.startswith("PyTorch") else
+                [fmb(g(x, "peers", k, "xla_mem")) if not k.startswith(("PyTorch", "PyTensor")) else
                  fmb(g(x, "peers", k, "rss")) + " (RSS)" for k in names] +
                 [fr(ratio(tm(x, "lagrad", "grad"), tm(x, "lagrad", "fwd")))] for x in rs]
         out += [f"**{solver}** — gradient time (CPU-time median) and memory (XLA temp + output of the jitted gradient; "
-                "PyTorch: peak RSS growth):", "", markdown_table(hdr, rows), ""]
+                "PyTorch, PyTensor: peak RSS growth):", "", markdown_table(hdr, rows), ""]
         errs = [[x["maxiter"]] + [f"{g(x, 'peers', k, 'err'):.1e}" + ("" if g(x, "peers", k, "finite") else " (not finite)")
                                   for k in names] for x in rs]
         out += [f"{solver} gradients, relative difference from jax.scipy's (implicit):", "",
@@ -255,9 +255,10 @@ def summary_table(res) -> list:
                 if rs:
                     x = rs[-1]
                     un = ratio(tm(x, "unrolled JAX (jax.grad)", "grad"), tm(x, "lagrad", "grad"))
-                    rows.append([f"{solver} (maxiter {x['maxiter']})", x["n"], f"{fr(un)} (unrolled)", "—",
-                                 fr(ratio(tm(x, "PyTorch (unrolled, autograd)", "grad"),
-                                          tm(x, "lagrad", "grad"))), "—", "—"])
+                    rows.append([f"{solver} (maxiter {x['maxiter']})", x["n"], f"{fr(un)} (unrolled)", "—"] +
+                                [fr(ratio(tm(x, p, "grad"), tm(x, "lagrad", "grad")))
+                                 for p in ("PyTorch (unrolled, autograd)", "PyTensor (scan, unrolled)",
+                                           "PyTensor JAX (scan)")])
             continue
         row = r["rows"][-1]
         lg = tm(row, "lagrad", "grad")

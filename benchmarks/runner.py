@@ -150,33 +150,12 @@ def run_case(case, peer_names, reps, budget_s, log=print) -> dict:
 
 
 # ---- Krylov: time and memory against the iteration count ----------------------------------------
-def torch_cg_loss(maxiter, shift):
-    """Unpreconditioned CG from x₀ = 0 for `maxiter` steps in PyTorch, differentiated by autograd
-    through every iteration (PyTorch has no implicit-gradient CG)."""
-    from .peers import torch_mod
-    t = torch_mod()
-
-    def loss(theta, b):
-        n = theta.shape[0]
-
-        def K(v):
-            return theta.T @ (theta @ v) / n + shift * v
-        x, r = t.zeros_like(b), b
-        p, rz = b, b @ b
-        for _ in range(maxiter):
-            Ap = K(p)
-            alpha = rz / (p @ Ap)
-            x, r = x + alpha * p, r - alpha * Ap
-            rz_new = r @ r
-            p, rz = r + (rz_new / rz) * p, rz_new
-        return x.mean()
-    return loss
-
-
 def run_krylov(n, maxiters, reps, budget_s, peer_names, log=print) -> dict:
     from . import bench_krylov as bk
+    from . import krylov_peers as kp
     bk.RESTART = 30 if n >= 100 else 4
     rows = []
+    pt_solvers, pt_compile = {}, {}       # PyTensor: one compiled graph per solver, steps as inputs
     for M in maxiters:
         mods = bk.lagrad_models(n, M)
         for solver in ("cg", "gmres"):
@@ -194,20 +173,44 @@ def run_krylov(n, maxiters, reps, budget_s, peer_names, log=print) -> dict:
                 fns[name] = (lambda fj=fj: fj(theta, b), lambda gj=gj: gj(theta, b))
                 mem[name] = peers.xla_memory(gj, theta, b)
             skipped = {}
-            if solver == "cg" and "PyTorch" in peer_names and available("PyTorch"):
-                tl = torch_cg_loss(M, bk.SHIFT)
+            r, cycles = bk.restart_for(M), math.ceil(M / bk.restart_for(M))
+            if "PyTorch" in peer_names and available("PyTorch"):
+                tl = kp.torch_cg_loss(M, bk.SHIFT) if solver == "cg" else kp.torch_gmres_loss(r, cycles)
                 tb = build_torch(tl, (np.asarray(theta), np.asarray(b)), [0, 1])
                 fns["PyTorch (unrolled, autograd)"] = (tb.fwd, tb.grad)
             elif "PyTorch" in peer_names:
-                skipped["PyTorch"] = ("torch not installed" if not available("PyTorch") else
-                                      "no GMRES in PyTorch (not written by hand here)")
-            if "PyTensor" in peer_names:
-                skipped["PyTensor"] = "no cg / gmres in PyTensor (one written with scan would be unrolled too)"
+                skipped["PyTorch"] = "PyTorch: torch not installed"
+            steps = [M] if solver == "cg" else [r, cycles]
+            for peer, label in (("PyTensor", "PyTensor (scan, unrolled)"), ("PyTensor JAX", "PyTensor JAX (scan)")):
+                if peer not in peer_names:
+                    continue
+                if not available(peer):
+                    skipped[peer] = f"{peer}: pytensor not installed"
+                    continue
+                try:
+                    if peer == "PyTensor JAX":      # a graph per maxiter (constant step counts)
+                        built = kp.PyTensorKrylov(solver, bk.SHIFT, mode="JAX", steps=steps)
+                        pt_compile[(peer, solver)] = built.compile_s
+                    else:                           # one graph per solver (step counts as inputs)
+                        if solver not in pt_solvers:
+                            pt_solvers[solver] = kp.PyTensorKrylov(solver, bk.SHIFT)
+                            pt_compile[(peer, solver)] = pt_solvers[solver].compile_s
+                        built = pt_solvers[solver]
+                    fns[label] = built.bind(theta, b, steps)
+                except Exception as e:      # noqa: BLE001  (a peer that cannot do the job is recorded)
+                    skipped[peer] = f"{peer} fails: " + _first_line(e)
             cs = []
-            for name, (fw, gr) in fns.items():
+            for name, (fw, gr) in list(fns.items()):
                 t0 = time.perf_counter()
-                common.block(gr())
+                try:
+                    common.block(gr())
+                except Exception as e:      # noqa: BLE001  (PyTensor's JAX backend traces on the first call)
+                    skipped[name] = f"{name} fails when run: " + _first_line(e)
+                    del fns[name]
+                    continue
                 first[name] = time.perf_counter() - t0
+                if name.startswith("PyTensor"):      # + building and compiling the graph, where it was
+                    first[name] += pt_compile.pop(("PyTensor JAX" if "JAX" in name else "PyTensor", solver), 0.0)
                 rss[name] = rss_growth(gr)
                 cs += [Contender(f"{name}|fwd", fw), Contender(f"{name}|grad", gr)]
             ref = fns["jax.scipy (implicit)"][1]()
@@ -230,7 +233,11 @@ def run_krylov(n, maxiters, reps, budget_s, peer_names, log=print) -> dict:
     return dict(case="krylov", title=f"cg / gmres: implicit (lagrad) vs unrolled, n = {n}, loss mean(x), "
                 "gradient w.r.t. θ and b, tol = 0 (exactly maxiter iterations)", rows=rows,
                 note="Operators and the unrolled/jax.scipy solvers are benchmarks/bench_krylov.py's: cg on "
-                     "K = θᵀθ/n + 0.1·I, gmres(min(30, maxiter)) on K = 2θ, θ = I + 0.3·randn/√n.")
+                     "K = θᵀθ/n + 0.1·I, gmres(min(30, maxiter)) on K = 2θ, θ = I + 0.3·randn/√n. PyTorch and "
+                     "PyTensor have no implicit-gradient Krylov solver: they run the same algorithms for the same "
+                     "steps and differentiate through every iteration (benchmarks/krylov_peers.py; PyTorch: autograd "
+                     "over a Python loop; PyTensor: `scan`, default mode, step counts as inputs so each solver "
+                     "compiles once).")
 
 
 def save(result: dict, path):

@@ -62,3 +62,31 @@ def test_peer_runner_quick(tmp_path):
         import torch  # noqa: F401
     except ImportError:
         assert "torch not installed" in report
+
+
+@pytest.mark.parametrize("solver", ["cg", "gmres"])
+def test_torch_krylov_peers_differentiate_the_same_iteration_as_unrolled_jax(solver):
+    """The PyTorch Krylov peers (benchmarks/krylov_peers.py) run the unrolled JAX solvers'
+    algorithm: same loss and gradient for the same steps (before convergence, where the two
+    differ from the implicit gradient)."""
+    torch = pytest.importorskip("torch")
+    import jax
+    import numpy as np
+
+    from benchmarks import bench_krylov as bk
+    from benchmarks import krylov_peers as kp
+    n, M, r = 16, 6, 3
+    theta, b = bk.problem(solver, n)
+    if solver == "cg":
+        jloss = lambda th, b: bk.cg_unrolled(bk.cg_op(th), b, M).mean()          # noqa: E731
+        tloss = kp.torch_cg_loss(M, bk.SHIFT)
+    else:
+        jloss = lambda th, b: bk.gmres_unrolled(bk.gmres_op(th), b, r, M // r).mean()   # noqa: E731
+        tloss = kp.torch_gmres_loss(r, M // r)
+    val, grads = jax.value_and_grad(jloss, argnums=(0, 1))(theta, b)
+    tt, tb = (torch.tensor(np.asarray(a), requires_grad=True) for a in (theta, b))
+    out = tloss(tt, tb)
+    tg = torch.autograd.grad(out, [tt, tb])
+    assert abs(out.item() - float(val)) <= 1e-12 * abs(float(val))
+    for g, t in zip(grads, tg):
+        np.testing.assert_allclose(t.numpy(), np.asarray(g), rtol=1e-9, atol=1e-12)
