@@ -292,3 +292,42 @@ def test_jvp_and_hvp_on_device_arrays_trace_once_and_match_the_python_path():
         f.jvp((A3, b3), (dA, jnp.ones(4)))
     with pytest.raises(InputError, match="direction for `b` has shape"):
         h((A3, b3), jnp.ones(4))
+
+
+def test_vjp_on_device_arrays_binds_once_per_shape_and_matches_the_python_path():
+    """vjp on device arrays binds the arguments once per (shape, dtype) signature; later calls
+    reuse that binding's Compiled. Results, cotangent checks and errors match the Python path
+    (NumPy arguments, keywords); arguments binding converts (int arrays) are never cached."""
+    f = lagrad.loads("model m(A: f64[n, n], b: f64[n]) -> (f64, f64[n]) {\n"
+                     "    return dot(b, A @ b), 2 * b\n}\n", name="vjppath.la").m
+    binds = []
+    slow = f._bind
+
+    def counting(args, kwargs):
+        binds.append(len(args) + len(kwargs))
+        return slow(args, kwargs)
+    f._bind = counting
+    A3, b3 = jnp.asarray(np.arange(9.0).reshape(3, 3)), jnp.asarray([1.0, -2.0, 0.5])
+    Ab, bb = np.asarray(A3), np.asarray(b3)
+    ct = (jnp.asarray(1.5), jnp.asarray([1.0, 0.0, -1.0]))
+    want = [1.5 * np.outer(bb, bb), 1.5 * (Ab + Ab.T) @ bb + 2 * np.asarray(ct[1])]
+    for _ in range(3):
+        out, pull = f.vjp(A3, b3)
+        np.testing.assert_allclose([float(out[0])], [bb @ Ab @ bb], rtol=1e-14)
+        for x, w in zip(pull(*ct), want):
+            np.testing.assert_allclose(np.asarray(x), w, rtol=1e-13)
+    assert binds == [2]                                            # bound once, then reused
+    for args, kw in (((Ab, bb), {}), ((A3,), {"b": b3})):           # the Python path binds every call
+        out, pull = f.vjp(*args, **kw)
+        for x, w in zip(pull(1.5, np.asarray(ct[1])), want):           # NumPy / scalar cotangents convert
+            np.testing.assert_allclose(np.asarray(x), w, rtol=1e-13)
+    assert binds == [2, 2, 2]
+    Ai = jnp.asarray(np.arange(9).reshape(3, 3))                     # int: binding converts, no cache entry
+    f.vjp(Ai, b3), f.vjp(Ai, b3)
+    assert binds == [2, 2, 2, 2, 2]
+    with pytest.raises(InputError, match="dimension `n` is 3"):
+        f.vjp(A3, jnp.ones(4))
+    with pytest.raises(InputError, match="cotangent of output 1"):
+        f.vjp(A3, b3)[1](ct[0], jnp.ones(4))
+    with pytest.raises(InputError, match="takes 2 cotangent"):
+        f.vjp(A3, b3)[1](ct[0])

@@ -133,7 +133,9 @@ def cotangent(what, value, shape, dtype):
     a = convert(what, value, t)
     shape = tuple(int(s) for s in shape)
     try:
-        return jnp.broadcast_to(jnp.asarray(a), shape)
+        if isinstance(a, np.ndarray):       # NumPy or Python values: broadcast on the host (an eager
+            return np.broadcast_to(a, shape)   # jnp op costs tens of µs; the jitted call converts)
+        return a if a.shape == shape else jnp.broadcast_to(a, shape)
     except (ValueError, TypeError):
         raise InputError(f"{what} has shape {_shape_text(np.shape(a))}; expected {_shape_text(shape)}") from None
 

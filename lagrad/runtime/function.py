@@ -165,6 +165,7 @@ class Function:
         self._loop_dims = None
         self._lock = threading.RLock()
         self._grads = {}                         # (wrt, single, keep) / ("hvp", wrt, single) -> callable
+        self._vjp_seen = {}                      # ((shape, dtype), ...) of bound device arrays -> Compiled
         self.params = ctx.signature(name)
         self._call = _fast_path(self._call_slow, self.check_finite)
         self._jvp = _fast_path(self._jvp_slow, self.check_finite, _device_array_groups)
@@ -321,9 +322,11 @@ class Function:
         return run
 
     def vjp(self, *args, **kwargs):
-        """``(out, pullback)``; ``pullback(ct)`` gives the cotangents of all inputs."""
-        arrays, dims = self._bind(args, kwargs)
-        c = self.compiled(dims)
+        """``(out, pullback)``; ``pullback(ct)`` gives the cotangents of all inputs. The pullback
+        is a Python closure over the forward's residuals, so `vjp` is two jitted calls (the
+        split forward and backward programs) rather than one jit; on device arrays whose shapes
+        and dtypes a call has already bound, it skips binding (``_vjp_bound``)."""
+        c, arrays = self._vjp_bound(args, kwargs)
         fwd, bwd = c.split()
         r = fwd(*arrays)
         outs, res = tuple(r[:c.n_out]), tuple(r[c.n_out:])
@@ -333,10 +336,33 @@ class Function:
                 cts = tuple(cts[0])
             if len(cts) != c.n_out:
                 raise InputError(f"the pullback of `{self.name}` takes {c.n_out} cotangent(s), got {len(cts)}")
-            cts = [binding.cotangent(f"the cotangent of output {k} of `{self.name}`", ct, outs[k].shape,
-                                     outs[k].dtype) for k, ct in enumerate(cts)]
-            return tuple(bwd(*res, *cts))
+            return tuple(bwd(*res, *(self._cotangent(k, ct, o) for k, (ct, o) in enumerate(zip(cts, outs)))))
         return (outs[0] if c.n_out == 1 else outs), pullback
+
+    def _cotangent(self, k, ct, out):
+        """The cotangent of output k as the backward program takes it: a device array of the
+        output's shape and dtype as it is, a Python number for a scalar output as a NumPy scalar,
+        anything else through binding (conversion, broadcasting, the errors)."""
+        if type(ct) is _ARRAY and ct.shape == out.shape and ct.dtype == out.dtype:
+            return ct
+        if type(ct) in (float, int) and not out.shape:
+            return np.asarray(ct, out.dtype)
+        return binding.cotangent(f"the cotangent of output {k} of `{self.name}`", ct, out.shape, out.dtype)
+
+    def _vjp_bound(self, args, kwargs):
+        """(Compiled, arrays) for a vjp call. Positional device arrays with the shapes and dtypes
+        of an earlier call that binding passed through unchanged go straight to that call's
+        Compiled: shapes fix the dimensions, so binding would check and return the same."""
+        fast = not self.check_finite and _device_arrays(args, kwargs)
+        key = tuple((a.shape, a.dtype) for a in args) if fast else None
+        c = self._vjp_seen.get(key) if fast else None
+        if c is not None:
+            return c, args
+        arrays, dims = self._bind(args, kwargs)
+        c = self.compiled(dims)
+        if fast and all(a is b for a, b in zip(arrays, args)):
+            self._vjp_seen[key] = c
+        return c, arrays
 
     def jvp(self, primals, tangents):
         """``(out, tangent_out)`` by the derived forward-mode (Fréchet) program."""
