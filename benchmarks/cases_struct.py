@@ -21,13 +21,14 @@ from .cases_dense import Case, _torch, expm_custom, randn
 
 # ---- the iterations, in jax.numpy, for a fixed step count ------------------------------------------
 def sign_lyap(A, Q, K, xp=jnp, inv=None):
-    """X with A X + X Aᵀ + Q = 0 by K steps of the scaled sign iteration (any array module)."""
+    """X with A X + X Aᵀ + Q = 0 by K steps of the scaled sign iteration (any array module),
+    then lagrad's correction for A_K = −I + E: X = ½Q + ¼(E Q + Q Eᵀ) = Q + ¼(A_K Q + Q A_Kᵀ)."""
     inv = inv or xp.linalg.inv
     for _ in range(K):
         Ai = inv(A)
         c = xp.sqrt(xp.linalg.norm(Ai) / xp.linalg.norm(A))
         A, Q = 0.5 * (c * A + Ai / c), 0.5 * (c * Q + Ai @ Q @ Ai.T / c)
-    return 0.5 * Q
+    return Q + 0.25 * (A @ Q + Q @ A.T)
 
 
 def doubling_dlyap(A, Q, K):
@@ -50,33 +51,36 @@ def dlyap_steps(A) -> int:
 def lyap_custom(K):
     """The expert's custom_vjp: forward keeps the K inverses and scalings; the adjoint equation
     Aᵀ S + S A + W = 0 is the same recurrence with the inverses transposed (they are the sign
-    iteration of Aᵀ); Q̄ = S, Ā = S Xᵀ + Sᵀ X."""
-    def run(invs, cs, Q, trans):
+    iteration of Aᵀ), then the same correction with Eᵀ; Q̄ = S, Ā = S Xᵀ + Sᵀ X."""
+    def run(invs, cs, E, Q, trans):
         def body(Qk, ic):
             Ai, c = ic
             Ai = Ai.T if trans else Ai
             return 0.5 * (c * Qk + Ai @ Qk @ Ai.T / c), None
-        return 0.5 * jax.lax.scan(body, Q, (invs, cs))[0]
+        QK = jax.lax.scan(body, Q, (invs, cs))[0]
+        E = E.T if trans else E
+        return 0.5 * QK + 0.25 * (E @ QK + QK @ E.T)
 
     def factor(A):
         def body(Ak, _):
             Ai = jnp.linalg.inv(Ak)
             c = jnp.sqrt(jnp.linalg.norm(Ai) / jnp.linalg.norm(Ak))
             return 0.5 * (c * Ak + Ai / c), (Ai, c)
-        return jax.lax.scan(body, A, None, length=K)[1]
+        AK, (invs, cs) = jax.lax.scan(body, A, None, length=K)
+        return invs, cs, AK + jnp.eye(A.shape[0], dtype=A.dtype)
 
     @jax.custom_vjp
     def lyap(A, Q):
         return run(*factor(A), Q, False)
 
     def fwd(A, Q):
-        invs, cs = factor(A)
-        X = run(invs, cs, Q, False)
-        return X, (invs, cs, X)
+        invs, cs, E = factor(A)
+        X = run(invs, cs, E, Q, False)
+        return X, (invs, cs, E, X)
 
     def bwd(res, W):
-        invs, cs, X = res
-        S = run(invs, cs, W, True)
+        invs, cs, E, X = res
+        S = run(invs, cs, E, W, True)
         return S @ X.T + S.T @ X, S
     lyap.defvjp(fwd, bwd)
     return lyap

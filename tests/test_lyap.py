@@ -238,3 +238,25 @@ def test_steps_beyond_the_stored_slots_are_recomputed(monkeypatch, slots):
             assert all(rel(a, b) <= 1e-10 for a, b in zip(recomputed, stored))
             monkeypatch.undo()
         assert beyond >= 3, (kind, beyond)         # the recomputing path ran for most cases
+
+
+def test_sign_iteration_stops_a_step_early_and_its_closing_correction_restores_the_accuracy():
+    """The factor stops at ‖A_K + I‖_F ≤ √(10 n ε) (the quadratic phase's last step saved) and
+    the apply closes with X = ½Q_K + ¼(E Q_K + Q_K Eᵀ), E = A_K + I: exact to O(‖E‖²). Without
+    the correction (E zeroed), the error is of the order of ‖E‖; with it, at the rounding level,
+    for A and (trans) Aᵀ."""
+    from lagrad.stdlib.lyap import lyap_apply_impl, lyap_factor_impl
+    rng = np.random.default_rng(3)
+    n = 48
+    A = rng.standard_normal((n, n)) / np.sqrt(n) - 1.5 * np.eye(n)
+    Q = rng.standard_normal((n, n))
+    F = jax.jit(lyap_factor_impl)(jnp.asarray(A))
+    E = float(jnp.linalg.norm(F[3]))
+    assert int(F[-1]) == 5 and 1e-10 < E <= np.sqrt(10 * n * np.finfo(float).eps)
+    apply = jax.jit(lyap_apply_impl, static_argnames="trans")
+    no_correction = F[:3] + (jnp.zeros_like(F[3]),) + F[4:]
+    for trans, At in ((False, A), (True, A.T)):
+        ref = sla.solve_continuous_lyapunov(At, -Q)
+        err = np.linalg.norm(np.asarray(apply(F, jnp.asarray(Q), trans=trans)) - ref) / np.linalg.norm(ref)
+        err0 = np.linalg.norm(np.asarray(apply(no_correction, jnp.asarray(Q), trans=trans)) - ref) / np.linalg.norm(ref)
+        assert err <= 1e-13 and err0 >= 1e-11, (trans, err, err0)

@@ -7,8 +7,11 @@ adjoint equation reuses the forward factor — products only.
   Benner & Quintana-Ortí 1999), A₀ = A, A_{k+1} = (c_k A_k + (c_k A_k)⁻¹)/2 with
   c_k = sqrt(‖A_k⁻¹‖_F/‖A_k‖_F); it converges to sign(A) = −I exactly when A is stable. The
   factor keeps the A_k⁻¹ and c_k (see below). ``lyap_apply`` runs Q₀ = Q,
-  Q_{k+1} = (c_k Q_k + c_k⁻¹ A_k⁻¹ Q_k A_k⁻ᵀ)/2 and returns X = ½ Q_K. (Invariant:
-  A_k X + X A_kᵀ + Q_k = 0 for every k; at A_K = −I it reads X = ½ Q_K.) For Aᵀ the iterates are
+  Q_{k+1} = (c_k Q_k + c_k⁻¹ A_k⁻¹ Q_k A_k⁻ᵀ)/2 and returns X = ½ Q_K + ¼ (E Q_K + Q_K Eᵀ),
+  E = A_K + I. (Invariant: A_k X + X A_kᵀ + Q_k = 0 for every k; with A_K = −I + E it reads
+  2X = Q_K + E X + X Eᵀ, and one fixed-point step from ½ Q_K is exact to O(‖E‖²). So the
+  iteration stops at ‖E‖_F ≤ √(10 n ε) rather than 10 n ε: one inverse fewer, the quadratic
+  phase's last step, for two products in each apply.) For Aᵀ the iterates are
   the A_kᵀ with the same c_k, so ``trans=true`` runs the recurrence with A_k⁻ᵀ.
 * ``dlyap_factor(A)``: doubling (Smith 1968), the squared powers A_k = A^(2^k) until ‖A_K‖_F² is
   below the unit roundoff; ``dlyap_apply`` runs X₀ = Q, X_{k+1} = X_k + A_k X_k A_kᵀ, i.e.
@@ -20,8 +23,8 @@ K is 5–12), plus the iterate reached after S steps; an apply whose K exceeds S
 later steps from that iterate (one inverse, or one squaring, per extra step) instead of reading
 them (see lagrad/stdlib/buffers.py for why the buffer is not KMAX long). Everything is
 whole-matrix work that runs on a GPU and under vmap.
-The sign iteration stops when ‖A_K + I‖_F ≤ 10 n ε, or when the steps stop shrinking
-quadratically (a stall) and the outcome is clear: within √(nε) of −I (accepted: the rounding
+The sign iteration stops when ‖A_K + I‖_F ≤ √(10 n ε), or when the steps stop shrinking
+quadratically (a stall) and the outcome is clear: within √(10 n ε) of −I (accepted: the rounding
 floor of an ill-conditioned A), or ‖A_K + I‖_F ≥ 1 (a limit ≠ −I: A is not stable).
 
 Instability is reported, never a silently wrong solution: when an iteration does not converge —
@@ -77,17 +80,19 @@ def _oriented(M, trans):
 
 
 def lyap_factor_impl(A):
-    """(inverses[S, n, n], scalings[KMAX], A_S, K): the scaled sign iteration of A with the
-    inverses of its first S = slots(n) steps and the iterate A_S after them; K = −1 when it did
-    not converge to −I (A not stable)."""
+    """(inverses[S, n, n], scalings[KMAX], A_S, E, K): the scaled sign iteration of A with the
+    inverses of its first S = slots(n) steps, the iterate A_S after them and E = A_K + I, the
+    last iterate's distance from −I; K = −1 when it did not converge to −I (A not stable)."""
     A = jnp.asarray(A)
     dt = A.dtype if jnp.issubdtype(A.dtype, jnp.floating) else jnp.float64
     A = A.astype(dt)
     n = A.shape[-1]
     eye = jnp.eye(n, dtype=dt)
     eps = _eps(dt)
-    tol = 10.0 * n * eps                      # ‖A_K + I‖_F at convergence
-    accept = jnp.sqrt(eps) * jnp.sqrt(n)      # the most a stalled iteration may miss −I by
+    # ‖A_K + I‖_F at convergence: the apply's correction (lyap_apply_impl) leaves an error of
+    # order ‖E‖², so √(10 n ε) gives the accuracy 10 n ε that ½ Q_K alone needs ‖E‖ ≤ 10 n ε for
+    # (in the quadratic phase, the step before that: one inverse fewer)
+    tol = jnp.sqrt(10.0 * n * eps)           # also the most a stalled iteration may miss −I by
     inf = jnp.array(jnp.inf, dt)
     S = slots(n, dt, KMAX)
 
@@ -108,18 +113,17 @@ def lyap_factor_impl(A):
         # the quadratic phase is over: the step no longer halves (rounding floor, or a limit
         # other than −I, or wandering iterates near the imaginary axis)
         stalled = (change <= 1e-3 * jnp.sqrt(n)) & (ch_next >= 0.5 * change)
-        # a stall ends the loop only where its outcome is clear: at the rounding floor near −I
-        # (success), or near a limit ≠ −I (‖sign(A) + I‖_F ≥ 2 when A has an eigenvalue with
-        # Re > 0: failure); a stall in between (a slow non-normal transient) keeps iterating
-        decided = (d_next <= accept) | (d_next >= 1.0)
-        done = converged | (stalled & decided) | ~finite
+        # a stall ends the loop only where its outcome is clear: near a limit ≠ −I (‖sign(A) + I‖_F
+        # ≥ 2 when A has an eigenvalue with Re > 0: failure); the rounding floor near −I is
+        # `converged` (≤ tol), and a stall in between (a slow non-normal transient) keeps iterating
+        done = converged | (stalled & (d_next >= 1.0)) | ~finite
         return k + 1, A_next, invs, cs, AS, d_next, ch_next, done
 
     s0 = (jnp.array(0, jnp.int32), A, jnp.zeros((S, n, n), dt), jnp.ones((KMAX,), dt), A,
           _fro(A + eye), inf, jnp.array(False))
-    K, _, invs, cs, AS, delta, _, _ = jax.lax.while_loop(cond, body, s0)
-    ok = jnp.isfinite(delta) & (delta <= accept)
-    return invs, cs, AS, jnp.where(ok, K, -1)
+    K, AK, invs, cs, AS, delta, _, _ = jax.lax.while_loop(cond, body, s0)
+    ok = jnp.isfinite(delta) & (delta <= tol)
+    return invs, cs, AS, AK + eye, jnp.where(ok, K, -1)
 
 
 def _sign_step(Ak):
@@ -131,8 +135,12 @@ def _sign_step(Ak):
 
 def lyap_apply_impl(F, Q, *, trans=False):
     """X with A X + X Aᵀ + Q = 0 (Aᵀ X + X A + Q = 0 if trans) from F = lyap_factor(A): the
-    stored steps, then (when K > S) the later ones recomputed from the iterate A_S."""
-    invs, cs, AS, K = F
+    stored steps, then (when K > S) the later ones recomputed from the iterate A_S, then the
+    correction for E = A_K + I ≠ 0: the invariant reads 2X = Q_K + E X + X Eᵀ, so one
+    fixed-point step from ½ Q_K, X = ½ Q_K + ¼ (E Q_K + Q_K Eᵀ), is exact to O(‖E‖²). (Every
+    map here is Q ↦ f(A) Q g(A)ᵀ with f, g functions of A, so they commute, and the same steps
+    with the matrices transposed are the exact adjoint: the `trans` apply.)"""
+    invs, cs, AS, E, K = F
     dt = jnp.result_type(invs.dtype, jnp.asarray(Q).dtype)
     Q = jnp.asarray(Q, dt)
 
@@ -149,7 +157,9 @@ def lyap_apply_impl(F, Q, *, trans=False):
         Ainv, c, A_next = _sign_step(Ak)
         return step(Qk, Ainv, c), A_next
     QK = jax.lax.fori_loop(S, jnp.maximum(K, S), later, (QS, AS))[0]
-    return jnp.where(K >= 0, 0.5 * QK, jnp.array(jnp.nan, dt))
+    ME = _oriented(E.astype(dt), trans)
+    X = 0.5 * QK + 0.25 * (ME @ QK + QK @ ME.T)
+    return jnp.where(K >= 0, X, jnp.array(jnp.nan, dt))
 
 
 def dlyap_factor_impl(A):
@@ -292,13 +302,14 @@ def _flip(kind):
     return _linear_in_b(lambda b, F, ct, p: b.emit(f"{kind}_apply", F, ct, trans=not p.get("trans", False)))
 
 
-# lyap_factor: the sign-iteration inverses A_k⁻¹ (first S steps), scalings c_k, iterate A_S and
-# step count K (−1: A not stable)
+# lyap_factor: the sign-iteration inverses A_k⁻¹ (first S steps), scalings c_k, iterate A_S,
+# E = A_K + I and step count K (−1: A not stable)
 register(Primitive("lyap_factor", lyap_factor_impl, _factor_shape("lyap"), internal=True,
                    math="F = {A_k⁻¹ (k < S), c_k, A_S} of sign(A)"))
 
 # lyap_apply: X with A X + X Aᵀ + Q = 0 (Aᵀ X + X A + Q = 0 if trans): Q_{k+1} =
-# (c_k Q_k + c_k⁻¹ M_k Q_k M_kᵀ)/2, M_k = A_k⁻¹ (A_k⁻ᵀ), X = Q_K/2; linear in Q, transpose flips trans
+# (c_k Q_k + c_k⁻¹ M_k Q_k M_kᵀ)/2, M_k = A_k⁻¹ (A_k⁻ᵀ), X = Q_K/2 + (E Q_K + Q_K Eᵀ)/4 (Eᵀ);
+# linear in Q, transpose flips trans
 register(Primitive(
     "lyap_apply", lyap_apply_impl, _apply_shape("lyap"), linear_in=(1,), kwargs={"trans": False},
     internal=True, math="A X + X Aᵀ + Q = 0 (Aᵀ if trans)", transpose=_flip("lyap")))
