@@ -80,9 +80,13 @@ def _oriented(M, trans):
 
 
 def lyap_factor_impl(A):
-    """(inverses[S, n, n], scalings[KMAX], A_S, E, K): the scaled sign iteration of A with the
-    inverses of its first S = slots(n) steps, the iterate A_S after them and E = A_K + I, the
-    last iterate's distance from −I; K = −1 when it did not converge to −I (A not stable)."""
+    """(inverses[S, n, n], scalings[KMAX], T, K): the scaled sign iteration of A with the
+    inverses of its first S = slots(n) steps and one more matrix T: E = A_K + I, the last
+    iterate's distance from −I, when K ≤ S, or the iterate A_S when K > S (the apply then
+    recomputes the later steps from it and reaches A_K itself). One matrix, not two: at n = 512
+    a second one put the gradient's temporaries above glibc's 32 MiB mmap threshold, and every
+    call then page-faulted them in afresh (buffers.py). K = −1 when the iteration did not
+    converge to −I (A not stable)."""
     A = jnp.asarray(A)
     dt = A.dtype if jnp.issubdtype(A.dtype, jnp.floating) else jnp.float64
     A = A.astype(dt)
@@ -123,7 +127,7 @@ def lyap_factor_impl(A):
           _fro(A + eye), inf, jnp.array(False))
     K, AK, invs, cs, AS, delta, _, _ = jax.lax.while_loop(cond, body, s0)
     ok = jnp.isfinite(delta) & (delta <= tol)
-    return invs, cs, AS, AK + eye, jnp.where(ok, K, -1)
+    return invs, cs, jnp.where(K > S, AS, AK + eye), jnp.where(ok, K, -1)
 
 
 def _sign_step(Ak):
@@ -140,7 +144,7 @@ def lyap_apply_impl(F, Q, *, trans=False):
     fixed-point step from ½ Q_K, X = ½ Q_K + ¼ (E Q_K + Q_K Eᵀ), is exact to O(‖E‖²). (Every
     map here is Q ↦ f(A) Q g(A)ᵀ with f, g functions of A, so they commute, and the same steps
     with the matrices transposed are the exact adjoint: the `trans` apply.)"""
-    invs, cs, AS, E, K = F
+    invs, cs, T, K = F
     dt = jnp.result_type(invs.dtype, jnp.asarray(Q).dtype)
     Q = jnp.asarray(Q, dt)
 
@@ -156,7 +160,8 @@ def lyap_apply_impl(F, Q, *, trans=False):
         Qk, Ak = QA
         Ainv, c, A_next = _sign_step(Ak)
         return step(Qk, Ainv, c), A_next
-    QK = jax.lax.fori_loop(S, jnp.maximum(K, S), later, (QS, AS))[0]
+    QK, AK = jax.lax.fori_loop(S, jnp.maximum(K, S), later, (QS, T))      # T = A_S when K > S
+    E = jnp.where(K > S, AK + jnp.eye(AK.shape[-1], dtype=AK.dtype), T)    # … else T = A_K + I
     ME = _oriented(E.astype(dt), trans)
     X = 0.5 * QK + 0.25 * (ME @ QK + QK @ ME.T)
     return jnp.where(K >= 0, X, jnp.array(jnp.nan, dt))
@@ -302,10 +307,10 @@ def _flip(kind):
     return _linear_in_b(lambda b, F, ct, p: b.emit(f"{kind}_apply", F, ct, trans=not p.get("trans", False)))
 
 
-# lyap_factor: the sign-iteration inverses A_k⁻¹ (first S steps), scalings c_k, iterate A_S,
-# E = A_K + I and step count K (−1: A not stable)
+# lyap_factor: the sign-iteration inverses A_k⁻¹ (first S steps), scalings c_k, E = A_K + I (or
+# the iterate A_S when K > S) and step count K (−1: A not stable)
 register(Primitive("lyap_factor", lyap_factor_impl, _factor_shape("lyap"), internal=True,
-                   math="F = {A_k⁻¹ (k < S), c_k, A_S} of sign(A)"))
+                   math="F = {A_k⁻¹ (k < S), c_k, A_K + I or A_S} of sign(A)"))
 
 # lyap_apply: X with A X + X Aᵀ + Q = 0 (Aᵀ X + X A + Q = 0 if trans): Q_{k+1} =
 # (c_k Q_k + c_k⁻¹ M_k Q_k M_kᵀ)/2, M_k = A_k⁻¹ (A_k⁻ᵀ), X = Q_K/2 + (E Q_K + Q_K Eᵀ)/4 (Eᵀ);
