@@ -155,7 +155,7 @@ def run_krylov(n, maxiters, reps, budget_s, peer_names, log=print) -> dict:
     from . import krylov_peers as kp
     bk.RESTART = 30 if n >= 100 else 4
     rows = []
-    pt_solvers, pt_compile = {}, {}       # PyTensor: one compiled graph per solver, steps as inputs
+    pt_solvers = {}                       # PyTensor: one compiled graph per solver, steps as inputs
     for M in maxiters:
         mods = bk.lagrad_models(n, M)
         for solver in ("cg", "gmres"):
@@ -181,6 +181,7 @@ def run_krylov(n, maxiters, reps, budget_s, peer_names, log=print) -> dict:
             elif "PyTorch" in peer_names:
                 skipped["PyTorch"] = "PyTorch: torch not installed"
             steps = [M] if solver == "cg" else [r, cycles]
+            fresh = {}                      # label -> graph build + compile, charged to its first call
             for peer, label in (("PyTensor", "PyTensor (scan, unrolled)"), ("PyTensor JAX", "PyTensor JAX (scan)")):
                 if peer not in peer_names:
                     continue
@@ -190,11 +191,11 @@ def run_krylov(n, maxiters, reps, budget_s, peer_names, log=print) -> dict:
                 try:
                     if peer == "PyTensor JAX":      # a graph per maxiter (constant step counts)
                         built = kp.PyTensorKrylov(solver, bk.SHIFT, mode="JAX", steps=steps)
-                        pt_compile[(peer, solver)] = built.compile_s
+                        fresh[label] = built.compile_s
                     else:                           # one graph per solver (step counts as inputs)
                         if solver not in pt_solvers:
                             pt_solvers[solver] = kp.PyTensorKrylov(solver, bk.SHIFT)
-                            pt_compile[(peer, solver)] = pt_solvers[solver].compile_s
+                            fresh[label] = pt_solvers[solver].compile_s
                         built = pt_solvers[solver]
                     fns[label] = built.bind(theta, b, steps)
                 except Exception as e:      # noqa: BLE001  (a peer that cannot do the job is recorded)
@@ -208,9 +209,7 @@ def run_krylov(n, maxiters, reps, budget_s, peer_names, log=print) -> dict:
                     skipped[name] = f"{name} fails when run: " + _first_line(e)
                     del fns[name]
                     continue
-                first[name] = time.perf_counter() - t0
-                if name.startswith("PyTensor"):      # + building and compiling the graph, where it was
-                    first[name] += pt_compile.pop(("PyTensor JAX" if "JAX" in name else "PyTensor", solver), 0.0)
+                first[name] = time.perf_counter() - t0 + fresh.get(name, 0.0)
                 rss[name] = rss_growth(gr)
                 cs += [Contender(f"{name}|fwd", fw), Contender(f"{name}|grad", gr)]
             ref = fns["jax.scipy (implicit)"][1]()

@@ -128,7 +128,12 @@ def finite_check(what, a):
 
 def cotangent(what, value, shape, dtype):
     """A cotangent (or a tangent) for a value of `shape` and float `dtype`: real, and of that
-    shape or broadcastable to it (a scalar seeds every entry)."""
+    shape or broadcastable to it (a scalar seeds every entry). Ready values, a jax.Array of that
+    shape and dtype or a Python number for a scalar, are passed on without the checks."""
+    if type(value) in (float, int) and not shape:
+        return np.asarray(value, dtype)
+    if isinstance(value, jax.Array) and value.shape == tuple(shape) and value.dtype == dtype:
+        return value
     t = TensorType("f32" if np.dtype(dtype) == np.float32 else "f64", ())
     a = convert(what, value, t)
     shape = tuple(int(s) for s in shape)

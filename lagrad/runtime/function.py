@@ -336,18 +336,9 @@ class Function:
                 cts = tuple(cts[0])
             if len(cts) != c.n_out:
                 raise InputError(f"the pullback of `{self.name}` takes {c.n_out} cotangent(s), got {len(cts)}")
-            return tuple(bwd(*res, *(self._cotangent(k, ct, o) for k, (ct, o) in enumerate(zip(cts, outs)))))
+            return tuple(bwd(*res, *(binding.cotangent(f"the cotangent of output {k} of `{self.name}`", ct,
+                                                       o.shape, o.dtype) for k, (ct, o) in enumerate(zip(cts, outs)))))
         return (outs[0] if c.n_out == 1 else outs), pullback
-
-    def _cotangent(self, k, ct, out):
-        """The cotangent of output k as the backward program takes it: a device array of the
-        output's shape and dtype as it is, a Python number for a scalar output as a NumPy scalar,
-        anything else through binding (conversion, broadcasting, the errors)."""
-        if type(ct) is _ARRAY and ct.shape == out.shape and ct.dtype == out.dtype:
-            return ct
-        if type(ct) in (float, int) and not out.shape:
-            return np.asarray(ct, out.dtype)
-        return binding.cotangent(f"the cotangent of output {k} of `{self.name}`", ct, out.shape, out.dtype)
 
     def _vjp_bound(self, args, kwargs):
         """(Compiled, arrays) for a vjp call. Positional device arrays with the shapes and dtypes
