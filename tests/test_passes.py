@@ -60,6 +60,48 @@ def test_det_logdet_inv_share_the_lu():
     assert prims(f.adjoint()).count("lu_factor") == 1
 
 
+SPD_SHARED = """model f(A: f64[n, n], b: f64[n]) -> f64 {
+    x = solve(A, b, assume="pos")
+    y = solve(A', b)
+    return dot(x, y) + logdet(A) + det(A) + trace(inv(A) @ A @ A) + DECL
+}"""
+
+
+@pytest.mark.parametrize("decl", ['0.0', 'sum(cholesky(A))'])
+def test_a_matrix_declared_spd_is_factored_once_by_cholesky_for_every_use(decl):
+    """solve(A, ·, assume="pos") (or cholesky(A)) declares A SPD: the program's other solves,
+    det, logdet and inv of A, forward and adjoint, share its one Cholesky; no LU is made."""
+    src = SPD_SHARED.replace("DECL", decl)
+    if decl != "0.0":           # the declaration is cholesky(A) alone
+        src = src.replace('solve(A, b, assume="pos")', "solve(A, b)")
+    f = lagrad.loads(src).f
+    for prog in (f.program, f.adjoint(), f.tangent()):
+        assert prims(prog).count("chol_factor") == 1 and "lu_factor" not in prims(prog)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((5, 5))
+    A, b = X @ X.T + 5 * np.eye(5), rng.standard_normal(5)
+
+    def ref(A, b):
+        x = jnp.linalg.solve(A, b)
+        extra = jnp.sum(jnp.linalg.cholesky(A)) if decl != "0.0" else 0.0
+        return (x @ jnp.linalg.solve(A.T, b) + jnp.linalg.slogdet(A)[1] + jnp.linalg.det(A)
+                + jnp.trace(jnp.linalg.inv(A) @ A @ A) + extra)
+    np.testing.assert_allclose(f(A, b), ref(A, b), rtol=1e-12)
+    for got, want in zip(f.grad(["A", "b"])(A, b), jax.grad(ref, argnums=(0, 1))(A, b)):
+        # the Cholesky rule reads A's symmetric part; the others differentiate A as a full
+        # matrix, so compare on symmetric perturbations: ⟨Ā, E⟩ for E = Eᵀ
+        if got.ndim == 2:
+            got, want = 0.5 * (got + got.T), 0.5 * (want + want.T)
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-10)
+
+
+def test_without_an_spd_declaration_det_and_logdet_keep_the_lu():
+    f = lagrad.loads('model f(A: f64[n, n], b: f64[n]) -> f64 { return logdet(A) + sum(solve(A, b, assume="sym")) }').f
+    assert "chol_factor" not in prims(f.adjoint()) and prims(f.adjoint()).count("lu_factor") == 1
+    A = np.array([[2.0, 1.0], [1.0, -3.0]])           # symmetric, indefinite: LU, not Cholesky
+    np.testing.assert_allclose(f(A, np.ones(2)), np.log(7.0) + np.sum(np.linalg.solve(A, np.ones(2))), rtol=1e-12)
+
+
 def test_typecheck_catches_ill_typed_programs():
     f = lagrad.loads("model f(A: f64[n, n]) -> f64[n, n] { return A @ A }").f
     prog = f.program

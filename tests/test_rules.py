@@ -148,6 +148,10 @@ ROWS = [
     Row("chol_factor", (M,), domains=("spd",), ref=jnp.linalg.cholesky),
     Row("chol_lower", (("chol", 4),), ref=jnp.linalg.cholesky),
     *rows_for("chol_solve", (("chol", 4), V), (("chol", 4), R), ref=jnp.linalg.solve),
+    # inv, logdet, det of a matrix the program declares SPD, from its shared Cholesky
+    Row("chol_inv", (("chol", 4),), ref=jnp.linalg.inv),
+    Row("chol_logabsdet", (("chol", 4),), ref=lambda a: jnp.linalg.slogdet(a)[1]),
+    Row("chol_det", (("chol", 4),), ref=jnp.linalg.det),
 ]
 
 

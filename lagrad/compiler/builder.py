@@ -88,6 +88,9 @@ class Builder:
         # (xᵀ)ᵀ → x; off while a text Fréchet rule is elaborated: its linearity check must see
         # every transpose of a tangent it takes
         self.fold_transposes = True
+        # what the program asserts about its values, id(var) -> {"spd", ...}: filled by the
+        # factorization pass for the primitives' `lower` rules (passes.share_factorizations)
+        self.facts: dict = {}
         self._def_index = [None, 0, {}]      # (list indexed, how far, id(var) -> defining eqn)
 
     # -- values ---------------------------------------------------------------------------

@@ -6,7 +6,8 @@
 * ``rewrite_inv`` — ``inv(A) @ B → solve(A, B)`` and ``B @ inv(A) → solve(Aᵀ, Bᵀ)ᵀ``.
 * ``share_factorizations`` — ``solve``/``inv``/``det``/``logdet`` become a factorization value
   and a linear apply (``F = lu_factor(A)``, ``lu_solve(F, B)``), so after CSE a solve and its
-  adjoint (``solve(Aᵀ, ·)`` → ``lu_solve(F, ·, trans=true)``) share one LU or Cholesky.
+  adjoint (``solve(Aᵀ, ·)`` → ``lu_solve(F, ·, trans=true)``) share one LU or Cholesky; a
+  matrix that one use declares SPD (``assume="pos"``, ``cholesky``) takes the Cholesky in all.
 """
 from __future__ import annotations
 
@@ -77,11 +78,14 @@ def _producers(prog):
     return {id(o): e for e in prog.eqns for o in e.outputs}
 
 
-def rewrite_each(prog: Program, rule) -> Program:
+def rewrite_each(prog: Program, rule, facts=None) -> Program:
     """Walk the equations; ``rule(b, e, producers)`` emits a replacement for `e` keeping its
-    output variables and returns True, or returns False to keep `e` as it is."""
+    output variables and returns True, or returns False to keep `e` as it is. `facts` (id(var)
+    -> set of facts) is handed to the rules as ``b.facts``."""
     prod = _producers(prog)
     b = Builder(Namer.for_program(prog), source=prog.source)
+    if facts:
+        b.facts = facts
     for e in prog.eqns:
         b.span, b.origin = e.span, e.origin
         if not rule(b, e, prod):
@@ -178,10 +182,28 @@ def _lower_rule(b, e, prod):
     return p.lower(b, e, prod) if p.lower is not None else False
 
 
+def asserted_facts(prog: Program, prod=None) -> dict:
+    """id(matrix) -> the facts the program's equations assert about it, looking through
+    transposes (a solve with assume="pos" asserts that its A is SPD: see `Primitive.asserts`)."""
+    prod = _producers(prog) if prod is None else prod
+    facts = {}
+    for e in prog.eqns:
+        p = get(e.prim)
+        if p.asserts is None:
+            continue
+        for pos, fact in p.asserts(dict(e.params)).items():
+            A = resolve_transpose(e.inputs[pos], prod)[0]
+            if isinstance(A, Var):
+                facts.setdefault(id(A), set()).add(fact)
+    return facts
+
+
 def share_factorizations(prog: Program) -> Program:
     """Apply each primitive's `lower` rule (``solve → lu_factor + lu_solve``, ...), then CSE so
-    every use of one matrix shares one factorization value."""
-    return dce(cse(rewrite_each(prog, _lower_rule)))
+    every use of one matrix shares one factorization value. The rules see what the program
+    asserts about each matrix (``b.facts``): a matrix some solve declares SPD is factored by
+    Cholesky for its other solves, det, logdet and inv too, one factorization for all."""
+    return dce(cse(rewrite_each(prog, _lower_rule, asserted_facts(prog))))
 
 
 _TEMP = re.compile(r"^d?t\d*(_\d+)*(_bar)?(_\d+)*$")   # t, t_1, t8, dt8, t8_bar: temporaries

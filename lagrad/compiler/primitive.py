@@ -55,6 +55,9 @@ class Primitive:
     display: Optional[str] = None                    # printed name, when the key is made unique
     lower: Optional[Callable] = None                 # (b, eqn, producers) -> bool: the factorization
                                                      # pass's rewrite (solve -> lu_factor + lu_solve)
+    asserts: Optional[Callable] = None               # (params) -> {arg position: fact}: what a use
+                                                     # asserts about its input ("spd" for a solve with
+                                                     # assume="pos"), for the `lower` rules elsewhere
     elaborate: Optional[Callable] = None             # (elaborator, call node, scope) -> result: calls
                                                      # whose arguments are not all values (operators)
     _compiled_frechet: Any = field(default=None, repr=False)

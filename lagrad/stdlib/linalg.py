@@ -38,21 +38,29 @@ def _factor(b, A, kind):
     return b.emit(f"{kind}_factor", b.wrap(A), name=f"{A.name}_{kind}" if hasattr(A, "type") else kind)
 
 
+def _spd(b, A):
+    """Whether the program declares A SPD somewhere (a solve with assume="pos", cholesky(A)):
+    then every factorization of A is its Cholesky, shared (`Primitive.asserts`)."""
+    return "spd" in b.facts.get(id(A), ())
+
+
 def _lower_solve(b, e, prod):
     """solve(A, B) → lu_solve(lu_factor(A), B); solve(Aᵀ, B) → the same LU, trans=true;
-    assume="pos" → Cholesky (a symmetric A is its own transpose)."""
+    assume="pos", or an A declared SPD elsewhere → Cholesky (A is its own transpose)."""
     assume = e.param("assume", "gen")
-    if assume == "pos":
-        F = _factor(b, resolve_transpose(e.inputs[0], prod)[0], "chol")
-        return emit_as(b, e, "chol_solve", (F.atom, e.inputs[1]))
     A, trans = resolve_transpose(e.inputs[0], prod)
+    if assume == "pos" or _spd(b, A):
+        return emit_as(b, e, "chol_solve", (_factor(b, A, "chol").atom, e.inputs[1]))
     return emit_as(b, e, "lu_solve", (_factor(b, A, "lu").atom, e.inputs[1]), {"trans": trans and assume == "gen"})
 
 
 def _lower_lu_scalar(prim):
-    """det/logdet/inv from the shared LU (det Aᵀ = det A; inv(Aᵀ) = inv(A)ᵀ)."""
+    """det/logdet/inv from the shared LU (det Aᵀ = det A; inv(Aᵀ) = inv(A)ᵀ), or from the
+    shared Cholesky when A is declared SPD (``chol_det``, ...; Aᵀ = A)."""
     def lower(b, e, prod):
         A, trans = resolve_transpose(e.inputs[0], prod)
+        if _spd(b, A):
+            return emit_as(b, e, "chol_" + prim[3:], (_factor(b, A, "chol").atom,))
         F = _factor(b, A, "lu")
         if trans and prim == "lu_inv":
             return emit_as(b, e, "transpose", (b.lu_inv(F).atom,))
@@ -114,6 +122,7 @@ def _solve_transposed(b, A, ct, p):
 # solve: X = A⁻¹B, dX = A⁻¹(dB − dA X) (Giles 2008); linear in B with transpose B̄ = A⁻ᵀȲ
 register(Primitive(
     "solve", lambda A, B, *, assume="gen": jsl.solve(A, B, assume_a=assume), _solve_shape, lower=_lower_solve,
+    asserts=lambda p: {0: "spd"} if p.get("assume") == "pos" else {},
     linear_in=(1,), kwargs={"assume": "gen"}, math="X = A⁻¹ B", domains={0: "wellcond"},
     frechet="frechet solve(A, B) -> X { dX = solve(A, dB - dA @ X) }",     # keeps `assume`
     transpose=_linear_in_b(_solve_transposed)))
@@ -176,7 +185,7 @@ def _cholesky_frechet(b, x, dx, y, p):
 # cholesky: A = L Lᵀ with L lower; dL = L Φ(L⁻¹ dA L⁻ᵀ)
 register(Primitive(
     "cholesky", jnp.linalg.cholesky, _square_same("cholesky"), math="A = L Lᵀ", domains={0: "spd"},
-    lower=_lower_cholesky,
+    lower=_lower_cholesky, asserts=lambda p: {0: "spd"},
     frechet=_cholesky_frechet))
 
 
@@ -270,3 +279,25 @@ register(Primitive(
     "chol_solve", lambda F, B: jsl.cho_solve((F, True), B), _factor_solve_shape("chol", "chol_solve"),
     linear_in=(1,), internal=True, math="X = A⁻¹ B",
     transpose=_linear_in_b(lambda b, F, ct, p: b.chol_solve(F, ct))))
+
+
+def _chol_diag(F):
+    return jnp.diagonal(F)
+
+
+# chol_inv: X = A⁻¹ = L⁻ᵀL⁻¹ (inv of a matrix the program declares SPD)
+register(Primitive(
+    "chol_inv", lambda F: jsl.cho_solve((F, True), jnp.eye(F.shape[0], dtype=F.dtype)),
+    lambda types, p: _factor_arg(types[0], "chol", "chol_inv"), internal=True, math="X = A⁻¹"))
+
+# chol_logabsdet: log det A = 2 Σ log Lᵢᵢ (logdet of a matrix declared SPD)
+register(Primitive(
+    "chol_logabsdet", lambda F: 2.0 * jnp.sum(jnp.log(_chol_diag(F))),
+    lambda types, p: TensorType(_factor_arg(types[0], "chol", "chol_logabsdet").dtype, ()),
+    internal=True, math="y = 2 Σ log Lᵢᵢ"))
+
+# chol_det: det A = (Π Lᵢᵢ)² (det of a matrix declared SPD)
+register(Primitive(
+    "chol_det", lambda F: jnp.square(jnp.prod(_chol_diag(F))),
+    lambda types, p: TensorType(_factor_arg(types[0], "chol", "chol_det").dtype, ()),
+    internal=True, math="y = (Π Lᵢᵢ)²"))
