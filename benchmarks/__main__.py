@@ -71,12 +71,9 @@ def write_report(out: pathlib.Path, quick: bool) -> str:
               "- A timed sample repeats one contender's call until it lasts at least "
               + ", ".join(sorted({f"{1e3 * r.get('min_sample_s', 1e-3):g} ms" for r in res.values()}))
               + " (`--min-sample`; data/*.json records it per case), and the sample's time is divided by "
-              "the calls. A single call timed right after another library's call runs with cold caches: "
-              "the Kalman gradient at n = 16 took 1.6–2.0 ms for lagrad right after a PyTorch call against "
-              "1.27 ms warm (the custom_vjp 2.4–3.2 against 1.84 ms), and 2.2 ms right after a Python "
-              "garbage-collection pass (custom_vjp 2.8 ms). A training loop calls the same gradient again and "
-              "again. Until stop 15 a sample lasted at least 1 ms, so calls above 1 ms were timed one at a "
-              "time, cold, and the Kalman ratios moved by ±15% from run to run.",
+              "the calls: a single call timed right after another library's call runs with cold caches, "
+              "which a training loop calling the same gradient again and again does not see (measured in "
+              "\"Added in this round (stop 16)\" below).",
               "- Each sample records wall time and the process's CPU time. The machine is shared (the load "
               "averages during each case are above), so other processes may take turns on this run's "
               "core and inflate wall times at random; every computation here is single-threaded, so its CPU "
@@ -186,7 +183,8 @@ def main(argv=None) -> int:
             case.sizes = sizes or (case.quick if a.quick else case.sizes)
             res = runner.run_case(case, peer_names, reps, budget)
         res.update(machine=runner.machine(), date=time.strftime("%Y-%m-%d %H:%M %Z", time.localtime(t0)),
-                   device=device, min_sample_s=runner.MIN_SAMPLE_S, load_start=load0, load_end=load_average(), wall_s=time.time() - t0, quick=a.quick)
+                   device=device, min_sample_s=runner.MIN_SAMPLE_S, load_start=load0, load_end=load_average(),
+                   wall_s=time.time() - t0, quick=a.quick)
         runner.save(res, out / "data" / f"{name}.json")
         write_report(out, a.quick)
     print(f"(RESULTS.md, data/ and plots/ in {out})")

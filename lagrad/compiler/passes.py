@@ -15,7 +15,7 @@ import os
 import re
 
 from .builder import Builder
-from .ir import Eqn, Lit, Namer, Program, Var, make_params
+from .ir import Eqn, Namer, Program, Var, make_params
 from .primitive import get, result_types
 from .types import TensorType
 
@@ -78,11 +78,12 @@ def _producers(prog):
     return {id(o): e for e in prog.eqns for o in e.outputs}
 
 
-def rewrite_each(prog: Program, rule, facts=None) -> Program:
+def rewrite_each(prog: Program, rule, facts=None, prod=None) -> Program:
     """Walk the equations; ``rule(b, e, producers)`` emits a replacement for `e` keeping its
     output variables and returns True, or returns False to keep `e` as it is. `facts` (id(var)
-    -> set of facts) is handed to the rules as ``b.facts``."""
-    prod = _producers(prog)
+    -> set of facts) is handed to the rules as ``b.facts``; `prod`, the producers, when the
+    caller has them already."""
+    prod = _producers(prog) if prod is None else prod
     b = Builder(Namer.for_program(prog), source=prog.source)
     if facts:
         b.facts = facts
@@ -182,16 +183,16 @@ def _lower_rule(b, e, prod):
     return p.lower(b, e, prod) if p.lower is not None else False
 
 
-def asserted_facts(prog: Program, prod=None) -> dict:
+def asserted_facts(prog: Program, prod) -> dict:
     """id(matrix) -> the facts the program's equations assert about it, looking through
-    transposes (a solve with assume="pos" asserts that its A is SPD: see `Primitive.asserts`)."""
-    prod = _producers(prog) if prod is None else prod
+    transposes with the producers `prod` (a solve with assume="pos" asserts that its A is SPD:
+    see `Primitive.asserts`)."""
     facts = {}
     for e in prog.eqns:
         p = get(e.prim)
         if p.asserts is None:
             continue
-        for pos, fact in p.asserts(dict(e.params)).items():
+        for pos, fact in p.asserts(e.param_dict).items():
             A = resolve_transpose(e.inputs[pos], prod)[0]
             if isinstance(A, Var):
                 facts.setdefault(id(A), set()).add(fact)
@@ -203,7 +204,8 @@ def share_factorizations(prog: Program) -> Program:
     every use of one matrix shares one factorization value. The rules see what the program
     asserts about each matrix (``b.facts``): a matrix some solve declares SPD is factored by
     Cholesky for its other solves, det, logdet and inv too, one factorization for all."""
-    return dce(cse(rewrite_each(prog, _lower_rule, asserted_facts(prog))))
+    prod = _producers(prog)
+    return dce(cse(rewrite_each(prog, _lower_rule, asserted_facts(prog, prod), prod)))
 
 
 _TEMP = re.compile(r"^d?t\d*(_\d+)*(_bar)?(_\d+)*$")   # t, t_1, t8, dt8, t8_bar: temporaries

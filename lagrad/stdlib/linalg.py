@@ -54,13 +54,13 @@ def _lower_solve(b, e, prod):
     return emit_as(b, e, "lu_solve", (_factor(b, A, "lu").atom, e.inputs[1]), {"trans": trans and assume == "gen"})
 
 
-def _lower_lu_scalar(prim):
+def _lower_lu_scalar(prim, chol_prim):
     """det/logdet/inv from the shared LU (det Aᵀ = det A; inv(Aᵀ) = inv(A)ᵀ), or from the
-    shared Cholesky when A is declared SPD (``chol_det``, ...; Aᵀ = A)."""
+    shared Cholesky (`chol_prim`) when A is declared SPD (Aᵀ = A)."""
     def lower(b, e, prod):
         A, trans = resolve_transpose(e.inputs[0], prod)
         if _spd(b, A):
-            return emit_as(b, e, "chol_" + prim[3:], (_factor(b, A, "chol").atom,))
+            return emit_as(b, e, chol_prim, (_factor(b, A, "chol").atom,))
         F = _factor(b, A, "lu")
         if trans and prim == "lu_inv":
             return emit_as(b, e, "transpose", (b.lu_inv(F).atom,))
@@ -97,7 +97,7 @@ register(Primitive(
 # inv: X = A⁻¹, dX = −X dA X (Giles 2008)
 register(Primitive(
     "inv", jnp.linalg.inv, _square_same("inv"), math="X = A⁻¹", domains={0: "wellcond"},
-    lower=_lower_lu_scalar("lu_inv"),
+    lower=_lower_lu_scalar("lu_inv", "chol_inv"),
     frechet="frechet inv(A) -> X { dX = -X @ dA @ X }"))
 
 
@@ -160,13 +160,13 @@ register(Primitive(
 # det: d det = det · tr(A⁻¹ dA) (Giles 2008), with a solve, never an inverse
 register(Primitive(
     "det", jnp.linalg.det, _scalar_of_square("det"), math="y = det A", domains={0: "wellcond"},
-    lower=_lower_lu_scalar("lu_det"),
+    lower=_lower_lu_scalar("lu_det", "chol_det"),
     frechet="frechet det(A) -> d { dd = d * trace(solve(A, dA)) }"))
 
 # logdet: y = log |det A|, dy = tr(A⁻¹ dA)
 register(Primitive(
     "logdet", lambda A: jnp.linalg.slogdet(A)[1], _scalar_of_square("logdet"), math="y = log |det A|",
-    lower=_lower_lu_scalar("lu_logabsdet"),
+    lower=_lower_lu_scalar("lu_logabsdet", "chol_logabsdet"),
     domains={0: "wellcond"},
     frechet="frechet logdet(A) -> l { dl = trace(solve(A, dA)) }"))
 
@@ -281,10 +281,6 @@ register(Primitive(
     transpose=_linear_in_b(lambda b, F, ct, p: b.chol_solve(F, ct))))
 
 
-def _chol_diag(F):
-    return jnp.diagonal(F)
-
-
 # chol_inv: X = A⁻¹ = L⁻ᵀL⁻¹ (inv of a matrix the program declares SPD)
 register(Primitive(
     "chol_inv", lambda F: jsl.cho_solve((F, True), jnp.eye(F.shape[0], dtype=F.dtype)),
@@ -292,12 +288,12 @@ register(Primitive(
 
 # chol_logabsdet: log det A = 2 Σ log Lᵢᵢ (logdet of a matrix declared SPD)
 register(Primitive(
-    "chol_logabsdet", lambda F: 2.0 * jnp.sum(jnp.log(_chol_diag(F))),
+    "chol_logabsdet", lambda F: 2.0 * jnp.sum(jnp.log(jnp.diagonal(F))),
     lambda types, p: TensorType(_factor_arg(types[0], "chol", "chol_logabsdet").dtype, ()),
     internal=True, math="y = 2 Σ log Lᵢᵢ"))
 
 # chol_det: det A = (Π Lᵢᵢ)² (det of a matrix declared SPD)
 register(Primitive(
-    "chol_det", lambda F: jnp.square(jnp.prod(_chol_diag(F))),
+    "chol_det", lambda F: jnp.square(jnp.prod(jnp.diagonal(F))),
     lambda types, p: TensorType(_factor_arg(types[0], "chol", "chol_det").dtype, ()),
     internal=True, math="y = (Π Lᵢᵢ)²"))
