@@ -140,7 +140,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="tiny sizes, few rounds (a smoke run)")
     ap.add_argument("--cases", default=",".join(ALL), help=f"comma-separated, from {','.join(ALL)}")
-    ap.add_argument("--peers", default=",".join(peers.PEERS), help="comma-separated peers to run")
+    ap.add_argument("--peers", default=",".join(peers.PEERS),
+                    help="comma-separated peers to run (lagrad always runs: every ratio is against it)")
     ap.add_argument("--sizes", help="comma-separated n, overriding every selected case's sizes "
                     "(krylov: maxiter values)")
     ap.add_argument("--reps", type=int, help="at most this many interleaved rounds (default 15; --quick 3)")
@@ -162,7 +163,11 @@ def main(argv=None) -> int:
     bad = [c for c in names if c not in ALL]
     if bad:
         ap.error(f"unknown case(s) {bad}; choose from {ALL}")
-    peer_names = [p.strip() for p in a.peers.split(",")]
+    peer_names = [p.strip() for p in a.peers.split(",") if p.strip()]
+    bad = [p for p in peer_names if p not in peers.PEERS]
+    if bad:
+        ap.error(f"unknown peer(s) {bad}; choose from {peers.PEERS}")
+    peer_names = ["lagrad"] + [p for p in peer_names if p != "lagrad"]
     reps = a.reps or (3 if a.quick else 15)
     budget = a.budget if a.budget is not None else (0.5 if a.quick else 15.0)
     sizes = [int(s) for s in a.sizes.split(",")] if a.sizes else None

@@ -20,7 +20,9 @@ for _v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_
 
 from . import common  # noqa: E402,I001  (XLA_FLAGS before jax)
 
+import contextlib  # noqa: E402
 import importlib.util  # noqa: E402
+import logging  # noqa: E402
 import time  # noqa: E402
 from typing import NamedTuple  # noqa: E402
 
@@ -220,26 +222,54 @@ def build_torch(loss, args, wrt) -> Built:
     return Built("PyTorch", fwd, grad, t_f1, t_g1, note="eager: first call, no compilation")
 
 
+class _Count(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.ERROR)
+        self.failures = 0
+
+    def emit(self, record):
+        self.failures += record.getMessage().startswith("Rewrite failure")
+
+
+@contextlib.contextmanager
+def _quiet_rewrites():
+    """PyTensor logs a rewrite that raises inside its graph optimizer (with the traceback) at
+    ERROR and goes on without it: counted here instead of printed (a run's stderr stays
+    readable); the count goes into the peer's note."""
+    log = logging.getLogger("pytensor.graph.rewriting.basic")
+    h, propagate = _Count(), log.propagate
+    log.addHandler(h)
+    log.propagate = False
+    try:
+        yield h
+    finally:
+        log.removeHandler(h)
+        log.propagate = propagate
+
+
 def build_pytensor(peer: str, symbolic, args, wrt) -> Built:
     """`symbolic(*vars) -> cost` builds the graph; pytensor.function compiles value and gradient."""
     import pytensor
     import pytensor.tensor as pt
     mode = "JAX" if peer == "PyTensor JAX" else None
-    t0 = time.perf_counter()
-    vs = [pt.dscalar(f"a{i}") if np.ndim(a) == 0 else pt.tensor(f"a{i}", dtype="float64", shape=(None,) * np.ndim(a))
-          for i, a in enumerate(args)]
-    cost = symbolic(*vs)
-    gs = pytensor.grad(cost, [vs[i] for i in wrt])
-    ff = pytensor.function(vs, cost, mode=mode)
-    t_fb = time.perf_counter() - t0
-    t1 = time.perf_counter()
-    gf = pytensor.function(vs, gs, mode=mode)
-    t_gb = time.perf_counter() - t1
+    with _quiet_rewrites() as rewrites:
+        t0 = time.perf_counter()
+        vs = [pt.dscalar(f"a{i}") if np.ndim(a) == 0 else pt.tensor(f"a{i}", dtype="float64", shape=(None,) * np.ndim(a))
+              for i, a in enumerate(args)]
+        cost = symbolic(*vs)
+        gs = pytensor.grad(cost, [vs[i] for i in wrt])
+        ff = pytensor.function(vs, cost, mode=mode)
+        t_fb = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        gf = pytensor.function(vs, gs, mode=mode)
+        t_gb = time.perf_counter() - t1
     nargs = [np.asarray(a, dtype=np.float64) for a in args]
     t_f1, _ = common.timed(lambda: ff(*nargs))
     t_g1, _ = common.timed(lambda: gf(*nargs))
-    return Built(peer, lambda: ff(*nargs), lambda: gf(*nargs), t_fb + t_f1, t_gb + t_g1,
-                 note="graph + pytensor.function compile + first call")
+    note = "graph + pytensor.function compile + first call"
+    if rewrites.failures:
+        note += f"; PyTensor's optimizer skipped {rewrites.failures} rewrite(s) that raised"
+    return Built(peer, lambda: ff(*nargs), lambda: gf(*nargs), t_fb + t_f1, t_gb + t_g1, note=note)
 
 
 def to_numpy_list(g) -> list:

@@ -2,6 +2,7 @@
 asserted: timings belong in benchmarks/RESULTS_*.md, not in tests."""
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import subprocess
@@ -45,11 +46,12 @@ def test_benchmark_quick(module, args, expected, tmp_path):
 def test_peer_runner_quick(tmp_path):
     """`python -m benchmarks --quick` (the side-by-side runner) on two small cases; peers that are
     not installed (CI installs only `.[test]`) are recorded as such, not failed. PyTensor is left
-    out here: its first (Numba) compilation alone takes tens of seconds."""
+    out here: its first (Numba) compilation alone takes tens of seconds. lagrad runs without
+    being named (every ratio is against it)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])
     r = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--cases", "frechet_inverse,solve",
-                        "--peers", "lagrad,jax.grad,JAX custom_vjp,PyTorch", "--sizes", "6", "--reps", "2",
+                        "--peers", "jax.grad,JAX custom_vjp,PyTorch", "--sizes", "6", "--reps", "2",
                         "--budget", "0.1", "--out", str(tmp_path)], cwd=ROOT, env=env, capture_output=True,
                        text=True, timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -58,6 +60,8 @@ def test_peer_runner_quick(tmp_path):
                  "lagrad gradient within 1.1× of jax.grad"]:
         assert text in report
     assert (tmp_path / "data" / "solve.json").exists()
+    rows = json.loads((tmp_path / "data" / "solve.json").read_text(encoding="utf-8"))["rows"]
+    assert all({"lagrad", "jax.grad", "JAX custom_vjp"} <= set(row["peers"]) for row in rows)
     try:
         import torch  # noqa: F401
     except ImportError:
@@ -90,3 +94,11 @@ def test_torch_krylov_peers_differentiate_the_same_iteration_as_unrolled_jax(sol
     assert abs(out.item() - float(val)) <= 1e-12 * abs(float(val))
     for g, t in zip(grads, tg):
         np.testing.assert_allclose(t.numpy(), np.asarray(g), rtol=1e-9, atol=1e-12)
+
+
+def test_peer_runner_refuses_an_unknown_peer():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])
+    r = subprocess.run([sys.executable, "-m", "benchmarks", "--quick", "--cases", "solve", "--peers", "jax.grad,numba"],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 2 and "unknown peer(s) ['numba']" in r.stderr, r.stdout + r.stderr
