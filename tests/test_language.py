@@ -56,6 +56,15 @@ RESULTS = [
     ("model f(A: f64[n, n]) -> f64 { B = inv(A); return (B @ A)[0, 0] }", (A3,), lambda A: 1.0),
     ("model f(x: f64) -> f64 {\n  a = x; b = 2 * a   # two statements on a line\n  return a + b\n}", (1.5,), lambda x: 3 * x),
     ("model f(x: f32) -> f32 { return x * 2 }", (1.5,), lambda x: 3.0),
+    # constants: a negative one stays one operand; IEEE results where Python would raise
+    ("model f(x: f64) -> f64 { return (-2.0) ** 2 + x }", (1.5,), lambda x: 4.0 + x),
+    ("model f(x: f64) -> f64 { y = -2\n return x * y ** 2 }", (1.5,), lambda x: 4.0 * x),
+    ("model f(x: f64) -> f64 { return -2.0 ** 2 + x - -3 }", (1.5,), lambda x: -4.0 + x + 3),
+    ("model f(x: f64) -> f64 { return (-8.0) ** (1.0 / 3) + x }", (1.5,), lambda x: np.nan),
+    ("model f(x: f64) -> f64 { return x + 1 / 0 }", (1.5,), lambda x: np.inf),
+    ("model f(x: f64) -> f64 { return x * (0.0 / 0.0) }", (1.5,), lambda x: np.nan),
+    ("model f(x: f64) -> f64 { return x - 1e400 + 0.0 ** -1 }", (1.5,), lambda x: np.nan),
+    ("model f(x: f64) -> f64 { return x - 2 ** 100000 }", (1.5,), lambda x: -np.inf),
 ]
 
 
@@ -149,3 +158,11 @@ def test_loop_over_dimension_needs_sizes_to_print():
     assert str(f.specialize(n=3).program).count("x[") == 3
     np.testing.assert_allclose(f(np.arange(5.0)), 10.0)
     np.testing.assert_allclose(f.grad("x")(np.arange(4.0)), np.ones(4))
+
+
+def test_a_negative_constant_is_one_operand_in_printed_and_generated_programs():
+    f = lagrad.loads("model f(x: f64) -> f64 { return (-8.0) ** x + x * -1 }")["f"]
+    text, src = str(f.program), f.program.to_python()
+    assert "(-8.0) ** x" in text and "x * (-1.0)" in text
+    assert "((-8.0) ** x)" in src and "(x * (-1.0))" in src
+    assert float(f(2.0)) == 62.0

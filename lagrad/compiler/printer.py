@@ -33,8 +33,11 @@ def _spec_text(spec) -> str:
 
 
 def rhs_text(e) -> str:
-    args = [atom_text(a) for a in e.inputs]
     p = REGISTRY.get(e.prim)
+    args = [atom_text(a) for a in e.inputs]
+    if p is not None and p.infix:        # -2.0 ** t reads as −(2.0 ** t): a negative constant
+        args = [f"({t})" if isinstance(a, Lit) and t.startswith("-") else t   # operand in parentheses
+                for a, t in zip(e.inputs, args)]
     if p is not None and p.infix and len(args) == 2:
         return f"{args[0]} {p.infix} {args[1]}"
     if p is not None and p.infix and len(args) == 1:

@@ -51,8 +51,19 @@ class _Names:
 
     def __call__(self, a) -> str:
         if isinstance(a, Lit):
-            return repr(float(a.value))
+            return literal_source(a.value)
         return self.map[id(a)]
+
+
+def literal_source(value) -> str:
+    """Python source of a constant that stays one operand wherever it is pasted: a negative number
+    in parentheses (``-2.0 ** 2`` is −4 in Python), inf and nan spelled as expressions."""
+    v = float(value)
+    if v != v:
+        return 'float("nan")'
+    if v in (float("inf"), float("-inf")):
+        return 'float("inf")' if v > 0 else '(-float("inf"))'
+    return f"({v!r})" if v < 0 or (v == 0 and str(v).startswith("-")) else repr(v)
 
 
 def dim_bindings(prog: Program, names) -> list:
@@ -99,6 +110,10 @@ def _helps(sym, entries, needed) -> bool:
 def eqn_source(e, names, ops=None) -> str:
     p = get(e.prim)
     args = [names(a) for a in e.inputs]
+    if args and all(isinstance(a, Lit) for a in e.inputs):
+        # constants only: a weakly typed JAX scalar, so the operation has JAX's IEEE semantics
+        # (1/0 = inf, (−8)^(1/3) = nan) and not Python's (ZeroDivisionError, a complex number)
+        args[0] = f"jnp.asarray({args[0]})"
     params = e.param_dict
     if p.codegen is not None:
         rhs = p.codegen(args, params)
