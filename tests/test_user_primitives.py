@@ -1,4 +1,6 @@
 """lagrad.primitive (SPEC §4): text and builder Fréchet rules, transpose rules, shape rules."""
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -119,3 +121,53 @@ def test_domains_reach_lagrad_check():
     assert input_domains(m.h.compiled({}).canonical) == {"B": "spd"}
     with pytest.raises(lagrad.LagradError, match="domains maps argument positions"):
         lagrad.primitive("bad_dom", lambda A: A, domains={0: "psd"})
+
+
+def _result_type(m, k=0):
+    return str(m.program.eqns[k].outputs[0].type)
+
+
+@pytest.mark.parametrize("name,impl,sig,want", [
+    ("cat_nk", lambda a, b: jnp.concatenate([a, b]), "a: f64[n], b: f64[k]", "f64[k + n]"),
+    ("flat_nk", lambda A: A.reshape(-1), "A: f64[n, k]", "f64[k*n]"),
+    ("kron_nn", lambda a: jnp.kron(a, a), "a: f64[n]", "f64[n^2]"),
+    ("flat_nkm", lambda A: A.reshape(-1), "A: f64[n, k, m]", "f64[k*m*n]"),
+    ("head3", lambda a: a[:3], "a: f64[n]", "f64[3]"),
+    ("pad_shift", lambda a, b: jnp.zeros((2 * a.shape[0] - 1, b.shape[0] + 5)), "a: f64[n], b: f64[k]",
+     "f64[2*n - 1, k + 5]"),
+    ("tril_pack", lambda a: jnp.outer(a, a)[jnp.tril_indices(a.shape[0])], "a: f64[n]", "f64[n^2/2 + n/2]"),
+])
+def test_default_shape_rule_fits_result_sizes_as_polynomials_in_the_dims(name, impl, sig, want):
+    """Each result size is a polynomial in the symbolic dims, fitted from several sample sizes,
+    never a number read off one sample (concatenate of f64[n] and f64[k] was f64[2022])."""
+    lagrad.primitive(name, impl)
+    args = ", ".join(re.findall(r"(\w+):", sig))
+    m = lagrad.loads(f"model f({sig}) -> f64 {{ return sum({name}({args})) }}").f
+    assert _result_type(m) == want
+
+
+def test_fitted_size_types_check_against_the_written_dims():
+    lagrad.primitive("mycat", lambda a, b: jnp.concatenate([a, b]))
+    f = lagrad.loads("model f(a: f64[n], b: f64[k], c: f64[n + k]) -> f64[k + n] { return mycat(a, b) + c }").f
+    a, b, c = np.arange(2.0), np.arange(3.0), np.ones(5)
+    np.testing.assert_allclose(f(a, b, c), np.concatenate([a, b]) + c)
+    lagrad.primitive("flat", lambda A: A.reshape(-1))
+    g = lagrad.loads("model g(A: f64[n, k], v: f64[n * k]) -> f64 { return dot(flat(A), v) }").g
+    A = rng.standard_normal((2, 3))
+    np.testing.assert_allclose(g(A, np.arange(6.0)), A.reshape(-1) @ np.arange(6.0), rtol=1e-14)
+
+
+def test_a_result_size_that_is_no_polynomial_asks_for_a_shape_rule():
+    lagrad.primitive("first_half", lambda a: a[: a.shape[0] // 2])
+    with pytest.raises(lagrad.LaTypeError, match=r"(?s)`first_half`: cannot infer axis 0 of the result.*"
+                       r"no polynomial in n; pass `shape=`") as e:
+        lagrad.loads("model f(a: f64[n]) -> f64 {\n  return sum(first_half(a)) }")
+    assert (e.value.line, e.value.column) == (2, 14)             # at the call in the file
+    lagrad.primitive("longer", lambda a, b: jnp.zeros(max(a.shape[0], b.shape[0])))
+    with pytest.raises(lagrad.LaTypeError, match="no polynomial in k, n"):
+        lagrad.loads("model f(a: f64[n], b: f64[k]) -> f64 { return sum(longer(a, b)) }")
+    # the same size with an explicit shape rule
+    lagrad.primitive("first_half", lambda a: a[: a.shape[0] // 2],
+                     shape=lambda t: TensorType(t.dtype, (t.shape[0] // 2,)))
+    f = lagrad.loads("model f(a: f64[n]) -> f64 { return sum(first_half(a)) }").f
+    np.testing.assert_allclose(f(np.arange(5.0)), 1.0)
