@@ -111,6 +111,8 @@ def test_to_python_runs_on_its_own(mod):
     (lambda f: f(2.3, A + 1j, B, C), "complex"),
     (lambda f: f("x", A, B, C), "argument `x`"),
     (lambda f: f.grad(wrt="y"), "no argument `y`"),
+    (lambda f: f.grad(wrt=["x", "A", "x"]), "names `x` twice"),
+    (lambda f: f.adjoint(wrt="A, A"), "names `A` twice"),
 ])
 def test_input_errors(mod, call, msg):
     with pytest.raises(InputError) as info:
@@ -331,3 +333,22 @@ def test_vjp_on_device_arrays_binds_once_per_shape_and_matches_the_python_path()
         f.vjp(A3, b3)[1](ct[0], jnp.ones(4))
     with pytest.raises(InputError, match="takes 2 cotangent"):
         f.vjp(A3, b3)[1](ct[0])
+
+
+def test_a_file_that_is_not_utf8_is_a_syntax_error_at_the_byte(tmp_path):
+    p = tmp_path / "bin.la"
+    p.write_bytes(b"model m(x: f64) -> f64 { return x }\n# caf\xc3\xa9 \xff\xfe\n")
+    with pytest.raises(lagrad.LaSyntaxError, match="not UTF-8") as info:
+        lagrad.load(p)
+    assert (info.value.path, info.value.line, info.value.column) == (str(p), 2, 8)
+
+
+@pytest.mark.parametrize("text", [123, None, b"model m(x: f64) -> f64 { return x }"])
+def test_loads_wants_text(text):
+    with pytest.raises(TypeError, match="as a str"):
+        lagrad.loads(text)
+
+
+def test_a_module_is_indexed_by_name(mod):
+    with pytest.raises(TypeError, match="by model name"):
+        mod[0]

@@ -113,6 +113,18 @@ ERRORS = [
     ("frechet nosuch(A) -> X { dX = dA }", LaNameError, 1, 1, "no primitive"),
     ("elementwise relu(x) = x\nmodel f(x: f64) -> f64 { return x }", LaNameError, 1, 1, "standard-library"),
     ("elementwise g(x) = y * x\nmodel f(x: f64) -> f64 { return g(x) }", LaNameError, 1, 20, "unknown name `y`"),
+    # keyword values of the wrong kind, sizes below 1
+    ("model f(A: f64[n, n]) -> f64 { return sum(tril(A, k=0.5)) }", LaTypeError, 1, 53, "takes an integer"),
+    ("model f(A: f64[n, n], b: f64[n]) -> f64[n] { return solve_triangular(A, b, lower=\"yes\") }", LaTypeError,
+     1, 82, "takes true or false"),
+    ("model f(A: f64[n, n]) -> f64[n] { return sum(A, axis=\"0\") }", LaTypeError, 1, 54, "takes an integer"),
+    ("model f(A: f64[n, n], b: f64[n]) -> f64[n] { return solve(A, b, assume=1) }", LaTypeError, 1, 72,
+     "takes a string"),
+    ("model f(A: f64[n, n], b: f64[n]) -> f64[n] {\n op K(v) = A @ v\n return cg(K, b, tol=\"a\") }", LaTypeError,
+     3, 22, "takes a number"),
+    ("model f(A: f64[n, n], b: f64[n]) -> f64[n] {\n op K(v) = A @ v\n return gmres(K, b, restart=0) }",
+     LaTypeError, 3, 29, "at least 1"),
+    ("model f(x: f64) -> f64 { return sum(eye(-1)) + x }", LaTypeError, 1, 41, "at least 1, got -1"),
 ]
 
 
@@ -166,3 +178,20 @@ def test_a_negative_constant_is_one_operand_in_printed_and_generated_programs():
     assert "(-8.0) ** x" in text and "x * (-1.0)" in text
     assert "((-8.0) ** x)" in src and "(x * (-1.0))" in src
     assert float(f(2.0)) == 62.0
+
+
+def test_a_size_written_with_dimensions_is_checked_per_call():
+    f = lagrad.loads("model f(x: f64[n]) -> f64 {\n  return trace(eye(n - 5)) + sum(x) }", name="size.la")["f"]
+    assert float(f(np.ones(7))) == 9.0
+    with pytest.raises(lagrad.InputError, match="`eye` gets the size n - 5, which must be at least 1") as info:
+        f(np.ones(5))
+    assert (info.value.line, info.value.column) == (2, 20)
+
+
+def test_the_exponent_derivative_of_a_zero_base_is_zero_as_in_jax():
+    import jax
+    f = lagrad.loads("model f(x: f64, p: f64) -> f64 { return x ** p }")["f"]
+    for x in (0.0, 2.0, 0.5):
+        got = f.grad()(x, 2.5)
+        want = jax.grad(lambda x, p: x ** p, argnums=(0, 1))(x, 2.5)
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-12, atol=0)

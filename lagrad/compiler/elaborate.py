@@ -18,6 +18,36 @@ from .types import ShapeError, TensorType, as_dim, dim_eq, dim_symbol
 
 # calls whose positional arguments are dimensions, not values
 DIM_CALLS = {"zeros": "shape", "ones": "shape", "eye": "n"}
+
+
+def _is_int(v) -> bool:
+    return (isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, sympy.Expr) and v.is_integer is not False)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+# what a keyword argument's value must be, by the kind of its default (`kwarg_kind`)
+KWARG_KINDS = {
+    "flag": (lambda v: isinstance(v, bool), "true or false"),
+    "int": (_is_int, "an integer or a dimension"),
+    "number": (_is_number, "a number"),
+    "text": (lambda v: isinstance(v, str), "a string"),
+}
+
+
+def kwarg_kind(default) -> str:
+    """A keyword's kind from its default: true/false for a flag, a number for a float, a string
+    for a string, and an integer (or a dimension) for an integer or no default (axis, maxiter,
+    block, rank: sizes and counts)."""
+    if isinstance(default, bool):
+        return "flag"
+    if isinstance(default, float):
+        return "number"
+    if isinstance(default, str):
+        return "text"
+    return "int"
 MAX_INLINE_DEPTH = 64
 # Expressions are evaluated by recursion (value → expr → e_Call → value ...), a few Python frames
 # per level. Past DEEP levels, `expr` switches to `_expr_deep`: the subexpressions at every
@@ -267,12 +297,24 @@ class Elaborator:
                 c = sympy.expand(c)
                 fixed = {x: self.bindings[x.name] for x in c.free_symbols if x.name in self.used_bindings}
                 if fixed:           # a loop count, already fixed for this elaboration: `Y[t, :]` in
-                    c = c.xreplace(fixed)      # `for t in range(T)` is checked now, not per call
+                    c = sympy.sympify(c.xreplace(fixed))   # `for t in range(T)`: checked now, not per call
                 if c.is_number:
                     if c < 0:
                         raise self.err(LaTypeError, f"index out of range for a dimension of size {d}", node)
                 elif not c.is_nonnegative:
-                    self.dim_checks.append((c, node.span))
+                    self.dim_checks.append((c, node.span, "this index is out of range"))
+
+    def _size_at_least_one(self, d, who, node):
+        """A size written with dimensions (`zeros(n - 5)`) is ≥ 1, like every argument's dimension:
+        checked now when it is a number, else for the sizes of each call."""
+        c = sympy.expand(d - 1)
+        fixed = {x: self.bindings[x.name] for x in c.free_symbols if x.name in self.used_bindings}
+        c = sympy.sympify(c.xreplace(fixed)) if fixed else c
+        if c.is_number:
+            if c < 0:
+                raise self.err(LaTypeError, f"`{who}` needs sizes of at least 1, got {d}", node)
+        elif not c.is_nonnegative:
+            self.dim_checks.append((c, node.span, f"`{who}` gets the size {d}, which must be at least 1"))
 
     def _bound(self, item, d, scope, node, slice_=False):
         try:
@@ -315,9 +357,11 @@ class Elaborator:
                                 (f"; it takes {', '.join(p.kwargs)}" if p.kwargs else "; it takes none")), kw)
             if kw.name in kwargs:
                 raise self.err(LaNameError, f"keyword argument `{kw.name}` given twice", kw)
-            kwargs[kw.name] = self.kwarg_value(kw, scope)
+            kwargs[kw.name] = self.kwarg_value(kw, scope, p.kwargs[kw.name], p.name, any_if_none=p.user)
         if p.name in DIM_CALLS:
             dims = tuple(self.dim(a, scope) for a in node.args)
+            for d, a in zip(dims, node.args):
+                self._size_at_least_one(d, p.name, a)
             if p.name == "eye":
                 if len(dims) != 1:
                     raise self.err(LaTypeError, f"`eye` takes one dimension, got {len(dims)}", node)
@@ -337,10 +381,23 @@ class Elaborator:
             kwargs = {**self.inherit[1], **kwargs}
         return self.emit(p.name, args, kwargs, node)
 
-    def kwarg_value(self, kw, scope):
-        """A keyword argument's value: a literal, or a name denoting a dimension or loop integer."""
+    def kwarg_value(self, kw, scope, default=None, who=None, any_if_none=False):
+        """A keyword argument's value: a literal, or a name denoting a dimension or loop integer.
+        With `who` (the callee), the value must be of its `default`'s kind (``kwarg_kind``; a user
+        primitive's keyword without a default takes any value)."""
         if not isinstance(kw.value, ast.Name):
-            return kw.value.value
+            v = kw.value.value
+        else:
+            v = self._kwarg_name(kw, scope)
+        if who is not None and not (any_if_none and default is None):
+            kind = kwarg_kind(default)
+            if not KWARG_KINDS[kind][0](v):
+                shown = f'"{v}"' if isinstance(v, str) else ("true" if v is True else "false" if v is False else v)
+                raise self.err(LaTypeError, f"keyword argument `{kw.name}` of `{who}` takes "
+                               f"{KWARG_KINDS[kind][1]}, got {shown}", kw.value)
+        return v
+
+    def _kwarg_name(self, kw, scope):
         v = scope.lookup(kw.value.id)
         if isinstance(v, LoopInt):
             return v.value

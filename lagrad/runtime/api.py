@@ -8,7 +8,7 @@ from ..compiler.gc_pause import paused_gc
 from ..compiler.module import ModuleContext
 from ..compiler.primitive import suggest
 from ..dsl import parse
-from ..errors import LaNameError, LagradError
+from ..errors import LaNameError, LagradError, LaSyntaxError
 from .function import Function
 
 _CACHE: dict = {}
@@ -36,6 +36,8 @@ class Module:
         return list(self._functions)
 
     def __getitem__(self, name) -> Function:
+        if not isinstance(name, str):
+            raise TypeError(f"a Module is indexed by model name (a str), got {name!r}")
         try:
             return self._functions[name]
         except KeyError:
@@ -63,14 +65,17 @@ def loads(text: str, name: str = "<string>", *, check_finite: bool = False) -> M
     """Parse and check every model in `text`. Loading the same text twice costs nothing: the
     module, and everything compiled from it, is cached (keyed by text, name, options and the
     registry). `check_finite=True`: calls refuse arguments holding NaN or inf (InputError)."""
+    if not isinstance(text, str):
+        raise TypeError(f"lagrad.loads takes the text of a .la file as a str, got {type(text).__name__}"
+                        + (" (decode the bytes first, or use lagrad.load(path))" if isinstance(text, bytes) else ""))
     check_finite = bool(check_finite)
-    key = (text, name, check_finite, _REGISTRY_VERSION[0])
+    key = (text, str(name), check_finite, _REGISTRY_VERSION[0])
     with _CACHE_LOCK:
         hit = _CACHE.get(key)
     if hit is not None:
         return hit
     with paused_gc():
-        ctx = ModuleContext(parse(text, path=name))
+        ctx = ModuleContext(parse(text, path=str(name)))
         mod = Module(ctx, check_finite=check_finite)
         for f in mod._functions.values():      # type-check every model now
             f.params
@@ -90,10 +95,18 @@ def _check_model(f: Function):
 def load(path, *, check_finite: bool = False) -> Module:
     path = str(path)
     try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
+        with open(path, "rb") as fh:
+            data = fh.read()
     except OSError as e:
         raise LagradError(f"cannot read {path}: {e.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        start = data.rfind(b"\n", 0, e.start) + 1
+        line = data[:start].decode("utf-8", "replace")
+        raise LaSyntaxError(f"this file is not UTF-8 text (byte 0x{data[e.start]:02x})", path=path,
+                            line=line.count("\n") + 1, column=len(data[start:e.start].decode("utf-8", "replace")) + 1,
+                            source_line=data[start:].split(b"\n", 1)[0].decode("utf-8", "replace")) from None
     return loads(text, name=path, check_finite=check_finite)
 
 

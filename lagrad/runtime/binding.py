@@ -101,16 +101,17 @@ def bind(fname, params, args, kwargs, check_finite=False):
 
 
 def check_dims(fname, checks, dims, source=None):
-    """InputError when the sizes of a call put an index of the model out of range: each check
-    is (expression in the dimensions that must be >= 0, source span of the index)."""
-    for expr, span in checks:
+    """InputError when the sizes of a call put an index of the model out of range, or make a
+    size it builds less than 1: each check is (expression in the dimensions that must be >= 0,
+    source span, what is wrong otherwise)."""
+    for expr, span, what in checks:
         syms, fn = _dim_fn(expr)
         if any(x not in dims for x in syms):
             continue                         # sizes not known (printing a program): nothing to check
         if int(fn(*(dims[x] for x in syms))) < 0:
             sizes = ", ".join(f"{x} = {dims[x]}" for x in syms)
-            raise InputError(f"`{fname}`: this index is out of range for the arguments' sizes "
-                             f"({sizes}; it needs {expr} >= 0)", span=span, source=source)
+            raise InputError(f"`{fname}`: {what} for the arguments' sizes ({sizes}; it needs "
+                             f"{expr} >= 0)", span=span, source=source)
 
 
 def finite_check(what, a):

@@ -226,6 +226,8 @@ class Function:
             if w not in names:
                 raise InputError(f"`{self.name}` has no argument `{w}` to differentiate with respect to" +
                                  suggest(w, names))
+            if names.index(w) in idx:
+                raise InputError(f"`wrt` names `{w}` twice: list each argument of `{self.name}` once")
             idx.append(names.index(w))
         return tuple(idx), single
 

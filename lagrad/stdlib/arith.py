@@ -81,12 +81,12 @@ register(Primitive(
 def _pow_frechet(b, x, dx, y, p):
     a, e = x
     out = dx[0] * (e * a ** (e - 1.0)) if not is_zero(dx[0]) else b.zero(y[0].type)
-    if not is_zero(dx[1]):
-        out = out + dx[1] * (b.log(a) * y[0])
+    if not is_zero(dx[1]):      # log(a) with a = 0 read as log 1 = 0, as JAX does: 0^e has de-term 0
+        out = out + dx[1] * (b.log(a + (1.0 - b.abs(b.sign(a)))) * y[0])
     return out
 
 
-# pow: d(a^e) = e a^(e-1) da + log(a) a^e de
+# pow: d(a^e) = e a^(e-1) da + log(a) a^e de (the de-term 0 where a = 0)
 register(Primitive(
     "pow", jnp.power, shapes.elementwise, infix="**", math="y = a ** e",
     codegen=_infix("**"), frechet=_pow_frechet))

@@ -101,7 +101,7 @@ class _BlockJacobi:
             raise el.err(LaTypeError, "`block_jacobi` takes a matrix and the block size: "
                          "`block_jacobi(A, block=b)`", node)
         A = el.single(el.value(node.args[0], scope), node.args[0])
-        block = el.kwarg_value(node.kwargs[0], scope)
+        block = el.kwarg_value(node.kwargs[0], scope, None, "block_jacobi")
         D = el.emit("block_diag_inv", [A], {"block": block}, node)
         p, b = D.type.shape[0], D.type.shape[1]
         U = el.emit("zeros", [], {"shape": (p, p, b, 0), "dtype": D.type.dtype}, node)

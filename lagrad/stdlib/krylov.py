@@ -187,7 +187,10 @@ def _elaborate_solver(name, numeric_kwargs):
             elif kw.name in numeric_kwargs:
                 if kw.name in params:
                     raise el.err(LaNameError, f"keyword argument `{kw.name}` given twice", kw)
-                params[kw.name] = el.kwarg_value(kw, scope)
+                v = params[kw.name] = el.kwarg_value(kw, scope, numeric_kwargs[kw.name], name)
+                least = 0 if kw.name == "tol" else 1              # tol ≥ 0; maxiter, restart ≥ 1
+                if isinstance(v, (int, float)) and not v >= least:
+                    raise el.err(LaTypeError, f"`{name}`'s `{kw.name}` must be at least {least}, got {v}", kw.value)
             else:
                 raise el.err(LaNameError, f"`{name}` has no keyword argument `{kw.name}`" +
                              (suggest(kw.name, list(numeric_kwargs) + ["M"]) or
