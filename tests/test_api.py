@@ -352,3 +352,13 @@ def test_loads_wants_text(text):
 def test_a_module_is_indexed_by_name(mod):
     with pytest.raises(TypeError, match="by model name"):
         mod[0]
+
+
+def test_messages_name_a_cotangent_and_a_fixed_size_plainly():
+    f = lagrad.loads("model f(x: f64[n]) -> f64[n] { return x * 2 }").f
+    _, pullback = f.vjp(np.ones(3))
+    with pytest.raises(InputError, match=r"^the cotangent of output 0 of `f` is complex"):
+        pullback(np.ones(3) * 1j)
+    g = lagrad.loads("model g(x: f64[4]) -> f64 { return sum(x) }").g
+    with pytest.raises(InputError, match=r"argument `x` axis 0 must be 4, got 3$"):
+        g(np.ones(3))

@@ -41,6 +41,12 @@ def collect(fname, params, args, kwargs) -> list:
 _NP = {"f32": np.float32, "f64": np.float64}
 
 
+def _label(name) -> str:
+    """How messages name a value: ``argument `x` `` for a parameter name, or a phrase as given
+    ("the cotangent of output 0 of `f`")."""
+    return name if name.startswith("the ") else f"argument `{name}`"
+
+
 def convert(name, value, t: TensorType):
     """The argument as an array of the declared dtype (JAX arrays and tracers stay on device)."""
     if isinstance(value, (jax.Array, jax.core.Tracer)):
@@ -51,16 +57,16 @@ def convert(name, value, t: TensorType):
     try:
         arr = np.asarray(value)
     except Exception as e:  # ragged lists and the like
-        raise InputError(f"argument `{name}` is not an array: {e}") from None
+        raise InputError(f"{_label(name)} is not an array: {e}") from None
     _check_kind(name, arr.dtype.kind, arr.dtype, t)
     return arr.astype(_NP[t.dtype], copy=False)
 
 
 def _check_kind(name, kind, dtype, t):
     if kind == "c":
-        raise InputError(f"argument `{name}` is complex; lagrad models take real {t.dtype} arrays")
+        raise InputError(f"{_label(name)} is complex; lagrad models take real {t.dtype} arrays")
     if kind not in "biuf":
-        raise InputError(f"argument `{name}` has dtype {dtype}; expected a real array ({t})")
+        raise InputError(f"{_label(name)} has dtype {dtype}; expected a real array ({t})")
 
 
 def bind(fname, params, args, kwargs, check_finite=False):
@@ -96,7 +102,8 @@ def bind(fname, params, args, kwargs, check_finite=False):
                                      f"{', '.join('`' + x + '`' for x in unbound)}")
                 want = int(fn(*(dims[x] for x in syms)))
                 if int(a.shape[k]) != want:
-                    raise InputError(f"argument `{name}` axis {k} must be {d} = {want}, got {int(a.shape[k])}")
+                    size = f"{d} = {want}" if syms else f"{want}"
+                    raise InputError(f"argument `{name}` axis {k} must be {size}, got {int(a.shape[k])}")
     return arrays, dims
 
 
