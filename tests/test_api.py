@@ -189,6 +189,8 @@ def test_hvp_forward_over_reverse():
     hb = f.hvp(wrt="b")((A, b), v)
     _, wb = jax.jvp(lambda b: jax.grad(ref, argnums=1)(A, b), (b,), (v,))
     np.testing.assert_allclose(hb, wb, rtol=1e-9, atol=1e-12)
+    # a scalar direction seeds every entry, as a scalar tangent does in jvp
+    np.testing.assert_allclose(f.hvp(wrt="b")((A, b), 1.0), f.hvp(wrt="b")((A, b), np.ones(n)), rtol=1e-12)
 
 
 def test_elementwise_definitions_stay_in_their_module():

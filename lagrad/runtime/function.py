@@ -312,7 +312,9 @@ class Function:
             vs = []
             for i, d in zip(idx, dirs):
                 name, t = self.params[i]
-                v = binding.convert(f"direction for {name}", d, t)
+                v = binding.convert(f"the direction for `{name}`", d, t)
+                if v.ndim == 0 and arrays[i].ndim:          # a scalar seeds every entry, as in jvp
+                    v = jnp.broadcast_to(v, arrays[i].shape)
                 if tuple(v.shape) != tuple(arrays[i].shape):
                     raise InputError(f"the direction for `{name}` has shape {tuple(v.shape)}, not {tuple(arrays[i].shape)}")
                 vs.append(v)
@@ -369,7 +371,7 @@ class Function:
         if len(primals) != len(tangents):
             raise InputError(f"jvp: {len(primals)} primals but {len(tangents)} tangents")
         arrays, dims = self._bind(primals, {})
-        tarrays = [binding.convert(f"tangent of {n}", t, ty) for (n, ty), t in zip(self.params, tangents)]
+        tarrays = [binding.convert(f"the tangent of `{n}`", t, ty) for (n, ty), t in zip(self.params, tangents)]
         for (n, _), a, t in zip(self.params, arrays, tarrays):
             if t.shape != a.shape:
                 t = jnp.broadcast_to(t, a.shape) if t.ndim == 0 else t
