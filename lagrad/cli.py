@@ -15,32 +15,91 @@ def _dims(text):
     if not text:
         return out
     for item in text.split(","):
-        k, _, v = item.partition("=")
-        if not k.strip().isidentifier() or not v.strip().isdigit():
+        k, eq, v = item.partition("=")
+        k, v = k.strip(), v.strip()
+        # isdecimal, not isdigit: "²" is a digit that int() refuses
+        if not eq or not k.isidentifier() or not (v.isascii() and v.isdecimal()) or int(v) < 1:
             raise LagradError(f"--dims takes name=value pairs with positive integer values, "
                               f"like `--dims n=8,m=3`; got `{item}`")
-        out[k.strip()] = int(v)
+        if k in out and out[k] != int(v):
+            raise LagradError(f"--dims gives `{k}` twice ({out[k]} and {int(v)})")
+        out[k] = int(v)
     return out
+
+
+def _load(path):
+    """`lagrad.load`, with a file it cannot read or decode as a LagradError (exit 2)."""
+    import lagrad
+    try:
+        return lagrad.load(path)
+    except LagradError:
+        raise
+    except UnicodeDecodeError as e:
+        raise LagradError(f"cannot read {path}: it is not UTF-8 text (byte 0x{e.object[e.start]:02x} "
+                          f"at offset {e.start})") from None
+    except (OSError, UnicodeError) as e:
+        raise LagradError(f"cannot read {path}: {getattr(e, 'strerror', None) or e}") from None
 
 
 def _models(mod, name):
     return [mod[name]] if name else [mod[n] for n in mod.names()]
 
 
+def _model_dims(f) -> set:
+    """The dimension names of a model: the symbols in its arguments' shapes."""
+    from .compiler.types import as_dim
+    return {s.name for _, t in f.params for d in getattr(t, "shape", ()) for s in as_dim(d).free_symbols}
+
+
+def _known_dims(dims, models, file):
+    """`dims` (from --dims) when each name is a dimension of one of `models`, else a LagradError
+    listing their dimensions (with several models, a name any of them has is fine)."""
+    have = {f.name: _model_dims(f) for f in models}
+    every = set().union(*have.values()) if have else set()
+    unknown = [k for k in dims if k not in every]
+    if unknown:
+        names = ", ".join(f"`{k}`" for k in unknown)
+        if len(models) == 1:
+            f = models[0]
+            listed = ", ".join(sorted(have[f.name])) or "none"
+            where = f"`{f.name}` has no dimension {names} (its dimensions: {listed})"
+        else:
+            listed = "; ".join(f"{n}: {', '.join(sorted(d)) or 'none'}" for n, d in have.items())
+            where = f"no model in {file} has a dimension {names} (dimensions: {listed})"
+        from .compiler.primitive import suggest
+        raise LagradError(f"--dims: {where}" + (suggest(unknown[0], sorted(every)) if len(unknown) == 1 else ""))
+    return dims
+
+
+def _write(path, data: bytes | None = None, save=None):
+    """Write a file the user named (`data`, or `save(path)`); a LagradError when it cannot."""
+    import os
+    if os.path.isdir(path):             # numpy.savez would write PATH.npz beside it instead
+        raise LagradError(f"cannot write {path}: it is a directory")
+    try:
+        if save is not None:
+            save(path)
+        else:
+            with open(path, "wb") as fh:
+                fh.write(data)
+    except OSError as e:
+        raise LagradError(f"cannot write {path}: {e.strerror or e}") from None
+
+
 def cmd_show(a):
-    import lagrad
-    mod = lagrad.load(a.file)
-    for k, f in enumerate(_models(mod, a.model)):
-        if a.dims:
-            f = f.specialize(**_dims(a.dims))
+    mod = _load(a.file)
+    models = _models(mod, a.model)
+    dims = _known_dims(_dims(a.dims), models, a.file)
+    for k, f in enumerate(models):
+        if dims:
+            f = f.specialize(**{n: v for n, v in dims.items() if n in _model_dims(f)})
         wrt = a.wrt.split(",") if a.wrt else None
         prog = f.adjoint(wrt) if a.adjoint else f.tangent(wrt) if a.tangent else f.program
         if a.render:
             from .compiler.graph import render
             out = a.output if a.output and not k else f"{prog.name}_{prog.kind}.{a.render}"
             data = render(prog, a.render)        # before opening: no empty file on failure
-            with open(out, "wb") as fh:
-                fh.write(data)
+            _write(out, data)
             print(f"wrote {out}")
             continue
         text = {"text": str, "dot": lambda p: p.to_dot(), "python": lambda p: p.to_python()}[a.format](prog)
@@ -51,12 +110,14 @@ def cmd_show(a):
 
 
 def cmd_check(a):
-    import lagrad
     from .runtime.check import check_function, format_rows
-    mod = lagrad.load(a.file)
+    mod = _load(a.file)
+    models = _models(mod, a.model)
+    dims = _known_dims(_dims(a.dims), models, a.file)
     rows = []
-    for f in _models(mod, a.model):
-        rows += check_function(f, _dims(a.dims), seed=a.seed)
+    for f in models:
+        own = _model_dims(f)
+        rows += check_function(f, {n: v for n, v in dims.items() if n in own}, seed=a.seed)
     print(format_rows(rows))
     bad = [r for r in rows if not r.ok]
     print(f"\n{len(rows) - len(bad)} of {len(rows)} inputs agree with finite differences"
@@ -65,15 +126,25 @@ def cmd_check(a):
 
 
 def cmd_run(a):
+    import zipfile
     import numpy as np
-    import lagrad
-    mod = lagrad.load(a.file)
+    mod = _load(a.file)
     f = mod[a.model]
     try:
-        with np.load(a.inputs, allow_pickle=False) as data:
+        with open(a.inputs, "rb") as fh:
+            magic = fh.read(6)
+        if not magic.startswith((b"PK\x03\x04", b"PK\x05\x06", b"\x93NUMPY")):
+            raise ValueError("it is not an .npz file of named arrays (write one with "
+                             "numpy.savez(path, x=..., y=...))")
+        data = np.load(a.inputs, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise ValueError("it holds one array (.npy), not named arrays; write it with "
+                             "numpy.savez(path, x=..., y=...)")
+        with data:
             kwargs = {k: data[k] for k in data.files}
-    except (OSError, ValueError) as e:
-        raise LagradError(f"cannot read the inputs {a.inputs}: {e}") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        why = getattr(e, "strerror", None) or str(e) or type(e).__name__
+        raise LagradError(f"cannot read the inputs {a.inputs}: {why}") from None
     if a.grad:
         names = [n.strip() for n in a.grad.split(",")]
         f.grad(names)                          # unknown names fail here, before any work
@@ -84,7 +155,7 @@ def cmd_run(a):
         g = f.grad(names)(**kwargs)
         result.update({f"grad_{n}": np.asarray(x) for n, x in zip(names, g)})
     if a.out:
-        np.savez(a.out, **result)
+        _write(a.out, save=lambda p: np.savez(p, **result))
     for k, v in result.items():
         print(f"{k}: shape {v.shape}\n{np.array2string(v, threshold=20)}")
     return 0
@@ -93,13 +164,12 @@ def cmd_run(a):
 def cmd_bench(a):
     import jax
     import numpy as np
-    import lagrad
     from .runtime.check import concrete_shape, input_domains, sample
-    mod = lagrad.load(a.file)
+    if a.repeat < 1:
+        raise LagradError(f"--repeat must be at least 1, got {a.repeat}")
+    mod = _load(a.file)
     f = mod[a.model]
-    from .compiler.types import as_dim
-    free = {s.name for _, t in f.params for d in t.shape for s in as_dim(d).free_symbols}
-    dims = {**{k: 64 for k in free}, **_dims(a.dims)}
+    dims = {**{k: 64 for k in _model_dims(f)}, **_known_dims(_dims(a.dims), [f], a.file)}
     rng = np.random.default_rng(0)
     doms = input_domains(f.compiled(dims).canonical)
     args = [sample(rng, concrete_shape(t, dims), doms.get(n, "any")) for n, t in f.params]

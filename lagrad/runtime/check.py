@@ -112,8 +112,77 @@ def concrete_shape(t, dims):
     return tuple(int(as_dim(d).subs(subs)) for d in t.shape)
 
 
-def check_function(f, dims=None, seed=0, h=1e-6, rtol=1e-5):
-    """Rows comparing lagrad's adjoint and tangent with central differences, one per input."""
+# Tolerances. f64 models: central differences in f64 with the step `h`, agreement to `rtol`
+# (1e-5). f32 models: the adjoint and tangent run in f32, rounding ~ ε32 ≈ 1.2e-7 per operation
+# times the model's conditioning, so they cannot agree to 1e-5. The finite differences are then
+# taken in f64 where possible: the lowered primal is rerun with its dtypes widened to f64 on the
+# f32 inputs (the same point), so the f64 step `h` stays accurate, and the f32 derivatives must
+# agree to `RTOL_F32` = 2e-3 (JAX's check_grads tolerance for float32 gradients; ~ 2e4 ε32, far
+# below the O(1) error of a wrong rule), plus a floor for the f32 rounding of ⟨gradient,
+# direction⟩ itself, ~ 100 ε32 Σ|gᵢdᵢ| (cancellation in the sum leaves that error). Where the
+# program does not run in f64 (a user primitive fixed to f32), the differences are taken in f32:
+# the step ε32^(1/3) ≈ 4.9e-3 times the input's scale (its RMS, at least 1) keeps the rounding
+# error ~ ε32 |f| / h near 2.5e-5 |f|, and a fourth-order stencil keeps the truncation error
+# (~h⁴) below it where a second-order one (~h² ≈ 2.4e-5 times the third derivative) can be 1e-3
+# in unrolled loops; that estimate must agree to `RTOL_F32_FD` = 1e-2.
+RTOL_F32 = 2e-3
+RTOL_F32_FD = 1e-2
+_EPS32 = float(np.finfo(np.float32).eps)
+_EPS64 = float(np.finfo(np.float64).eps)
+
+
+def _computes_in_f64(jaxpr) -> bool:
+    """Whether every floating value of a jaxpr (and of the jaxprs nested in its equations:
+    jit, scan, while, cond, custom rules) is f64."""
+    import jax.numpy as jnp
+    for eqn in jaxpr.eqns:
+        for v in eqn.outvars:
+            dt = getattr(getattr(v, "aval", None), "dtype", None)
+            if dt is not None and jnp.issubdtype(dt, jnp.inexact) and dt != np.float64:
+                return False
+        for p in eqn.params.values():
+            for sub in (p if isinstance(p, (tuple, list)) else (p,)):
+                if hasattr(sub, "eqns") and not _computes_in_f64(sub):
+                    return False
+    return True
+
+
+def _widened(c, args, n_out):
+    """The primal of `c` as a JAX function computing in f64 (its f32 constants and loop carries
+    widened), or None when that does not run or some value in it stays f32 (a user primitive
+    that casts to f32 would make f64 differences of its rounded values)."""
+    import re
+
+    import jax
+
+    from .codegen import function_name, generate_source
+    try:
+        prog = c.primal()
+        src = generate_source(prog, with_comments=False)
+        src = re.sub(r"\bjnp\.float32\b", "jnp.float64", src)
+        src = re.sub(r"""(['"])f32\1""", r"\1f64\1", src)      # dtype="f32" parameters
+        namespace: dict = {"__name__": f"lagrad_check_f64_{prog.name}"}
+        exec(compile(src, f"<lagrad check f64 {prog.name}>", "exec"), namespace)
+        plain = namespace[function_name(prog)]
+        if not _computes_in_f64(jax.make_jaxpr(plain)(*args)):
+            return None
+        primal = jax.jit(plain)
+        outs = primal(*args)
+        if len(outs) != n_out or any(np.asarray(o).dtype != np.float64 for o in outs):
+            return None
+    except Exception:               # whatever fails here, the f32 differences remain
+        return None
+
+    def run(*a):
+        return tuple(primal(*(np.asarray(x, np.float64) for x in a)))
+    return run
+
+
+def check_function(f, dims=None, seed=0, h=1e-6, rtol=1e-5, fd64=True):
+    """Rows comparing lagrad's adjoint and tangent with central differences, one per input.
+    `h` and `rtol` are for f64 models; a model with f32 inputs or outputs is compared with
+    differences in f64 (`fd64`, where its program runs in f64) to `RTOL_F32`, else with
+    differences in f32 to `RTOL_F32_FD` (see the comment above)."""
     rng = np.random.default_rng(seed)
     free = set()
     for _, t in f.params:
@@ -123,15 +192,27 @@ def check_function(f, dims=None, seed=0, h=1e-6, rtol=1e-5):
     c = f.compiled(dims)
     domains = input_domains(c.canonical)
     args = [sample(rng, concrete_shape(t, dims), domains.get(n, "any")) for n, t in f.params]
+    in32 = [getattr(t, "dtype", "f64") == "f32" for _, t in f.params]
+    out32 = [getattr(o.type, "dtype", "f64") == "f32" for o in c.canonical.outputs]
+    single = any(in32) or any(out32)
+    if single:                      # the point the f32 program sees, exactly, in f64
+        args = [np.asarray(a, np.float32).astype(np.float64) if s else a for a, s in zip(args, in32)]
     out = f(*args)
     outs = out if isinstance(out, tuple) else (out,)
     out_finite = all(np.all(np.isfinite(np.asarray(o))) for o in outs)
     weights = [rng.standard_normal(np.shape(o)) for o in outs]
+    if single:
+        weights = [np.asarray(w, np.float32).astype(np.float64) if s else w for w, s in zip(weights, out32)]
+
+    wide = _widened(c, args, len(outs)) if single and fd64 else None
+    run = wide if wide is not None else f
+    fd_eps = _EPS32 if single and wide is None else _EPS64
+    tol = rtol if not single else RTOL_F32 if wide is not None else RTOL_F32_FD
 
     def scal(*a):
-        o = f(*a)
+        o = run(*a)
         o = o if isinstance(o, tuple) else (o,)
-        return sum(float(np.sum(np.asarray(x) * w)) for x, w in zip(o, weights))
+        return sum(float(np.sum(np.asarray(x, np.float64) * w)) for x, w in zip(o, weights))
 
     _, pullback = f.vjp(*args)
     grads = pullback(*weights)
@@ -140,26 +221,42 @@ def check_function(f, dims=None, seed=0, h=1e-6, rtol=1e-5):
         d = rng.standard_normal(np.shape(args[k]))
         if domains.get(name) == "spd":
             d = d + d.T
-        plus = list(args); minus = list(args)
-        plus[k] = args[k] + h * d
-        minus[k] = args[k] - h * d
-        f_plus, f_minus = scal(*plus), scal(*minus)
-        fd = (f_plus - f_minus) / (2 * h)
+        if in32[k]:
+            d = np.asarray(d, np.float32).astype(np.float64)
+        def at(s):
+            moved = list(args)
+            moved[k] = args[k] + s * d
+            return scal(*moved)
+        if fd_eps == _EPS64:
+            step = h
+            f_plus, f_minus = at(step), at(-step)
+            fd = (f_plus - f_minus) / (2 * step)
+        else:                       # f32 differences (see RTOL_F32_FD): fourth order
+            step = _EPS32 ** (1 / 3) * max(1.0, float(np.sqrt(np.mean(np.square(args[k])))) if np.size(args[k]) else 1.0)
+            f_plus, f_minus = at(step), at(-step)
+            fd = (8 * (f_plus - f_minus) - (at(2 * step) - at(-2 * step))) / (12 * step)
         # rounding in the difference quotient: ~ ε|f|/h; below that, a derivative is zero
-        noise = 100 * np.finfo(np.float64).eps * max(abs(f_plus), abs(f_minus), 1.0) / h
-        adj = float(np.sum(np.asarray(grads[k]) * d))
+        noise = 100 * fd_eps * max(abs(f_plus), abs(f_minus), 1.0) / step
+        g = np.asarray(grads[k], np.float64)
+        adj = float(np.sum(g * d))
         tans = [np.zeros_like(a) for a in args]
         tans[k] = d
         _, tout = f.jvp(args, tans)
         tout = tout if isinstance(tout, tuple) else (tout,)
-        tan = sum(float(np.sum(np.asarray(x) * w)) for x, w in zip(tout, weights))
-        scale = max(abs(fd), abs(adj), noise / rtol)
+        tan = sum(float(np.sum(np.asarray(x, np.float64) * w)) for x, w in zip(tout, weights))
+        if single:
+            # rounding of the f32 adjoint and tangent themselves: ~ ε32 times the size of
+            # the terms summed (cancellation in ⟨gradient, direction⟩ leaves that error)
+            terms = max(float(np.sum(np.abs(g * d))),
+                        sum(float(np.sum(np.abs(np.asarray(x, np.float64) * w))) for x, w in zip(tout, weights)))
+            noise = max(noise, 100 * _EPS32 * terms) if np.isfinite(terms) else noise
+        scale = max(abs(fd), abs(adj), noise / tol)
         ea, et = abs(adj - fd) / scale, abs(tan - fd) / scale
         nonfinite = [what for what, ok in (("output", out_finite), ("finite difference", np.isfinite(fd)),
                                            ("adjoint", np.isfinite(adj)), ("tangent", np.isfinite(tan))) if not ok]
         note = "non-finite " + ", ".join(nonfinite) if nonfinite else ""
         rows.append(CheckRow(f.name, name, domains.get(name, "any"), fd, adj, tan, ea, et,
-                             bool(ea <= rtol and et <= rtol and not nonfinite), note))
+                             bool(ea <= tol and et <= tol and not nonfinite), note))
     return rows
 
 
