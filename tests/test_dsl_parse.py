@@ -5,6 +5,8 @@ import pytest
 from lagrad.dsl import ast, parse
 from lagrad.errors import LaSyntaxError
 
+import lagrad
+
 # ---- short constructors ---------------------------------------------------------------------
 N, Num, Str, Bool, Neg, T = ast.Name, ast.Num, ast.Str, ast.Bool, ast.Neg, ast.Transpose
 
@@ -216,7 +218,7 @@ ITEMS = [
 def test_items(src, expected):
     module = parse(src, "m.la")
     assert module.items == expected
-    assert module.path == "m.la" and module.source == src
+    assert module.path == "m.la" and module.source == src.replace("\r\n", "\n")   # line ends read as LF
 
 
 def test_module_and_types_of_values():
@@ -385,3 +387,14 @@ def test_long_model_parses():
     module = parse(src)
     assert len(module.items[0].body) == n + 1
     assert module.items[0].body[-1].span.line == n + 2
+
+
+@pytest.mark.parametrize("text", [
+    "\ufeffmodel m(x: f64) -> f64 {\r\n  y = x * 2\r\n  return y\r\n}\r\n",   # BOM, Windows line ends
+    "model m(x: f64) -> f64 {\r  y = x * 2\r  return y\r}",                     # old Mac line ends
+])
+def test_a_byte_order_mark_and_cr_line_ends_parse(text):
+    assert float(lagrad.loads(text).m(1.5)) == 3.0
+    with pytest.raises(lagrad.LaSyntaxError) as info:
+        lagrad.loads(text.replace("x * 2", "x @@ 2"))
+    assert (info.value.line, info.value.column) == (2, 9)

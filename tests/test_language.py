@@ -56,6 +56,11 @@ RESULTS = [
     ("model f(A: f64[n, n]) -> f64 { B = inv(A); return (B @ A)[0, 0] }", (A3,), lambda A: 1.0),
     ("model f(x: f64) -> f64 {\n  a = x; b = 2 * a   # two statements on a line\n  return a + b\n}", (1.5,), lambda x: 3 * x),
     ("model f(x: f32) -> f32 { return x * 2 }", (1.5,), lambda x: 3.0),
+    # a negative dimension expression counts from the end, as a negative integer does
+    ("model f(x: f64[n], y: f64[k]) -> f64[k] { return x[-k:] + y }", (np.arange(7.0), np.ones(2)),
+     lambda x, y: x[-2:] + y),
+    ("model f(x: f64[n], y: f64[k]) -> f64 { return sum(x[:-k]) + x[-k - 1] }", (np.arange(7.0), np.ones(2)),
+     lambda x, y: x[:-2].sum() + x[-3]),
     # constants: a negative one stays one operand; IEEE results where Python would raise
     ("model f(x: f64) -> f64 { return (-2.0) ** 2 + x }", (1.5,), lambda x: 4.0 + x),
     ("model f(x: f64) -> f64 { y = -2\n return x * y ** 2 }", (1.5,), lambda x: 4.0 * x),

@@ -14,7 +14,7 @@ from .builder import Builder, Val, Zero
 from .operators import OpValue
 from .primitive import REGISTRY, suggest
 from .scope import DimRef, LoopInt, Scope
-from .types import ShapeError, TensorType, as_dim, dim_eq, dim_symbol
+from .types import ShapeError, TensorType, as_dim, dim_eq, dim_symbol, fmt_dim
 
 # calls whose positional arguments are dimensions, not values
 DIM_CALLS = {"zeros": "shape", "ones": "shape", "eye": "n"}
@@ -321,12 +321,14 @@ class Elaborator:
             i = self.dim(item, scope)
         except LaTypeError:
             raise self.err(LaTypeError, "indices must be integers or dimension expressions", item) from None
-        if i.is_Integer and int(i) < 0:
+        written = i
+        if (i.is_Integer and int(i) < 0) or i.is_negative:   # counts from the end: x[-1], x[-k:]
             i = sympy.expand(d + i)
         if i.is_Integer and d.is_Integer:
             limit = int(d) + (1 if slice_ else 0)
             if not 0 <= int(i) < limit:
-                raise self.err(LaTypeError, f"index {_text(item)} is out of range for a dimension of size {d}", item)
+                raise self.err(LaTypeError, f"index {fmt_dim(written)} is out of range for a dimension of "
+                               f"size {d}", item)
         return i
 
     def e_Call(self, node, scope):

@@ -44,7 +44,13 @@ class _BracketNewlines:
 
 
 def parse(text: str, path: str = "<string>") -> ast.Module:
-    """Parse the text of a .la file into an ``ast.Module`` (``path`` is used in spans and errors)."""
+    """Parse the text of a .la file into an ``ast.Module`` (``path`` is used in spans and errors).
+    A leading byte-order mark is dropped and Windows (CR LF) and old Mac (CR) line ends read as
+    LF, so a file saved by any editor parses, with the same lines and columns."""
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
     with _LOCK:                                  # the builder holds this parse's path and text
         parser, builder = _get_parser()
         builder.path, builder.text = path, text
