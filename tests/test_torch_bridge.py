@@ -101,3 +101,90 @@ def test_torch_example_trains_and_gradchecks():
     assert ex.gradcheck(n=3)
     hist = ex.train(n=3, steps=60)
     assert hist[-1] < 1e-2 * hist[0]
+
+
+# -- second derivatives ---------------------------------------------------------------------
+CUBE = lagrad.loads("model h(x: f64) -> f64 { return x ** 3 }").h
+SCALAR = lagrad.loads("""
+model m(A: f64[n, n], b: f64[n], c: f64) -> f64 { return sum(solve(A + 5 * eye(n), b) * b) * c + c ** 3 }
+""").m
+
+
+@pytest.mark.filterwarnings("ignore:Using backward\\(\\) with create_graph=True")
+def test_double_backward_through_the_bridge_is_right():
+    """The audit's probe: the bridge's part of a second derivative was silently dropped (2, not
+    6x + 2 = 14) while its backward was once-differentiable."""
+    th = CUBE.to_torch()
+    x = torch.tensor(2.0, dtype=D, requires_grad=True)
+    g, = torch.autograd.grad(th(x) + x ** 2, x, create_graph=True)
+    h, = torch.autograd.grad(g, x)
+    assert h.item() == pytest.approx(14.0, rel=1e-14)
+    g, = torch.autograd.grad(th(x), x, create_graph=True)        # the bridge alone: 6x
+    assert torch.autograd.grad(g, x)[0].item() == pytest.approx(12.0, rel=1e-14)
+    x.grad = None
+    th(x).backward(create_graph=True)                             # .backward twice
+    g = x.grad.clone()
+    x.grad = None
+    g.backward()
+    assert x.grad.item() == pytest.approx(12.0, rel=1e-14)
+
+
+def test_gradgradcheck_scalar_models():
+    assert torch.autograd.gradgradcheck(MODELS.solve_loss.to_torch(), (rand(4, 4, shift=4.0), rand(4, seed=1)))
+    g = SCALAR.to_torch()
+    A, b, c = rand(3, 3, seed=4), rand(3, seed=5), torch.tensor(0.7, dtype=D, requires_grad=True)
+    assert torch.autograd.gradgradcheck(g, (A, b, c))
+    assert torch.autograd.gradgradcheck(lambda A, b: g(A, b, 0.7), (A, b))          # a Python scalar
+    assert torch.autograd.gradgradcheck(lambda A: g(A, torch.tensor([1, 2, 3]), c.detach()), (A,))  # an int tensor
+
+
+def test_hessian_is_lagrads_hvp():
+    A, b = rand(3, 3, seed=4).detach(), rand(3, seed=5).detach()
+    H = torch.autograd.functional.hessian(lambda b: SCALAR.to_torch()(A, b, 0.7), b)
+    want = np.stack([np.asarray(SCALAR.hvp("b")((A.numpy(), b.numpy(), 0.7), e)) for e in np.eye(3)])
+    assert np.diag(want).min() > 0.1                     # not the zeros of a dropped term
+    np.testing.assert_allclose(H.numpy(), want, rtol=1e-12)
+
+
+def test_second_derivative_of_a_non_scalar_model_is_refused():
+    """Other models have no second-order adjoint in lagrad: a clear RuleError, never zeros (the
+    once-differentiable backward gave gradgradcheck an all-zero analytical Jacobian)."""
+    g = MODELS.two_out.to_torch()
+    A, x = (rand(3, 3, seed=2) * 0.3).detach().requires_grad_(), rand(3, seed=3)
+    with pytest.raises(lagrad.RuleError, match=r"differentiable once.*one scalar.*f\.hvp"):
+        torch.autograd.gradgradcheck(lambda A, x: g(A, x, 0.5), (A, x))
+    y, s = g(A, x, 0.5)
+    gx, = torch.autograd.grad(y.sum() + s, x, create_graph=True)
+    with pytest.raises(lagrad.RuleError, match="`two_out` returns 2 outputs"):
+        torch.autograd.grad(gx.sum() + (x ** 2).sum(), x)          # mixed with torch's own ops
+    with pytest.raises(lagrad.RuleError, match="differentiable once"):
+        torch.autograd.gradgradcheck(MODELS.qr_parts.to_torch(), (rand(3, 3, seed=5, shift=3.0), rand(2, 3, seed=4)))
+
+
+def test_derivative_with_respect_to_the_cotangent_works_for_any_model():
+    """∂(Jᵀct)/∂ct · v = J·v (lagrad's jvp): torch's double-backward jvp works for several outputs."""
+    f = MODELS.two_out
+    A, x = (rand(3, 3, seed=2) * 0.3).detach(), rand(3, seed=3).detach()
+    v = torch.randn(3, dtype=D, generator=torch.Generator().manual_seed(1))
+    _, jv = torch.autograd.functional.jvp(lambda x: f.to_torch()(A, x, 0.5), x, v)
+    _, want = f.jvp((A.numpy(), x.numpy(), 0.5), (np.zeros((3, 3)), v.numpy(), 0.0))
+    for got, w in zip(jv, want):
+        np.testing.assert_allclose(got.numpy(), np.asarray(w), rtol=1e-12, atol=1e-15)
+
+
+def test_third_derivative_is_refused():
+    th = CUBE.to_torch()
+    x = torch.tensor(2.0, dtype=D, requires_grad=True)
+    g, = torch.autograd.grad(th(x), x, create_graph=True)
+    h, = torch.autograd.grad(g, x, create_graph=True)
+    with pytest.raises(lagrad.RuleError, match="third derivative.*f\\.hvp"):
+        torch.autograd.grad(h, x)
+
+
+def test_backward_after_an_in_place_change_of_an_input_is_refused():
+    x = torch.tensor(2.0, dtype=D, requires_grad=True)
+    y = CUBE.to_torch()(x)
+    with torch.no_grad():
+        x.add_(1.0)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.backward()
