@@ -200,3 +200,20 @@ def test_the_exponent_derivative_of_a_zero_base_is_zero_as_in_jax():
         got = f.grad()(x, 2.5)
         want = jax.grad(lambda x, p: x ** p, argnums=(0, 1))(x, 2.5)
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("src", [
+    "model f(A: f32[n, n]) -> f32[n, n] { return A + eye(n) - zeros(n, n) }",
+    "model f(A: f32[n, n]) { return A @ ones(n) + 1.0 }",
+    "model f(A: f32[n, n]) -> f32 { return 3.0 }",
+    "model f(A: f32[n, n]) -> f32 { return sum(solve(A + eye(n), ones(n), assume=\"pos\")) }",
+])
+def test_an_f32_model_computes_in_single_precision(src):
+    """SPEC §4: f32 models compute in single; zeros/ones/eye and a returned constant follow the
+    model's precision (an f64 model, or one with an f64 argument, keeps f64)."""
+    f = lagrad.loads(src)["f"]
+    A = (np.eye(3) * 2).astype(np.float32)
+    assert np.asarray(f(A)).dtype == np.float32
+    if "-> f32 {" in src:
+        assert np.asarray(f.grad()(A)[0]).dtype == np.float32
+    assert np.asarray(lagrad.loads(src.replace("f32", "f64"))["f"](A)).dtype == np.float64

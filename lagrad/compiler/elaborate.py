@@ -83,6 +83,7 @@ class Elaborator:
         self._done = {}                        # id(node) -> value, deep subexpressions done first
         self.dim_names = set(getattr(module_ctx, "dim_names", ()))   # the model's (set by _params)
         self.dim_checks = []                   # (expression that must be >= 0, span): checked per call
+        self.float_dtype = "f64"               # of zeros/ones/eye: the model's (ModuleContext._float_dtype)
 
     # ---- errors ------------------------------------------------------------------------------
     def err(self, cls, msg, node, hint=None):
@@ -372,6 +373,8 @@ class Elaborator:
                 if not dims:
                     raise self.err(LaTypeError, f"`{p.name}` needs at least one dimension", node)
                 kwargs["shape"] = dims
+            if self.float_dtype != "f64":          # in an f32 model, f32 (default: f64)
+                kwargs["dtype"] = self.float_dtype
             return self.emit(p.name, [], kwargs, node)
         lo, hi = arity(p)
         n = len(node.args)

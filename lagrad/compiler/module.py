@@ -94,6 +94,7 @@ class ModuleContext:
             v = Var(namer.fresh(prm.name), t)
             inputs.append(v)
             scope.bind(prm.name, b.wrap(v))
+        el.float_dtype = self._float_dtype(m, inputs, el, scope)
         try:
             result = el.body(m.body, scope)
         except RecursionError:                  # only through pathological nesting (docs/robustness.md)
@@ -106,6 +107,8 @@ class ModuleContext:
         for k, r in enumerate(results):
             if isinstance(r, Zero):
                 r = b.materialize(r)
+            if r.type.dtype == WEAK and el.float_dtype != "f64":    # `return 3.0` of an f32 model
+                r = b.emit("zeros", shape=tuple(r.type.shape), dtype=el.float_dtype) + r
             outs.append(r.atom)
         self._check_return(m, outs, ret, el, scope)
         prog = Program(name, inputs, b.eqns, outs, kind="primal", path=self.path, source=self.source)
@@ -116,6 +119,14 @@ class ModuleContext:
         """[(parameter name, TensorType)] of model `name`."""
         el = Elaborator(self, Builder(Namer(), source=self.source))
         return [(prm.name, t) for prm, t in self._params(self.models[name], el, Scope({}))]
+
+    def _float_dtype(self, m, inputs, el, scope) -> str:
+        """The precision a model computes in where no argument says (``zeros``, ``ones``, ``eye``,
+        a constant returned): f32 when every floating parameter and declared result is f32
+        (SPEC §4: f32 models compute in single precision), else f64."""
+        kinds = {v.type.dtype for v in inputs if isinstance(v.type, TensorType)}
+        kinds |= {el.type_ann(a, scope).dtype for a in (m.ret or ())}
+        return "f32" if kinds == {"f32"} else "f64"
 
     def _params(self, m, el, scope):
         """Declare the model's dimensions in `scope` (and in `el.dim_names`: per elaboration,
