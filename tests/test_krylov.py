@@ -127,6 +127,80 @@ def test_arnoldi_relation_orthonormality_and_gradient(data):
     assert abs(float(np.sum(np.asarray(gA) * D)) - fd) <= 1e-6 * max(1.0, abs(fd))
 
 
+
+ARN_DIMS = lagrad.loads("""
+model arn_n(A: f64[n, n], v: f64[n]) -> (f64[n, n + 1], f64[n + 1, n]) {
+    op K(x) = A @ x
+    V, H = arnoldi(K, v, n)
+    return V, H
+}
+model arn_n1(A: f64[n, n], v: f64[n]) -> (f64[n, n], f64[n, n - 1]) {
+    op K(x) = A @ x
+    V, H = arnoldi(K, v, n - 1)
+    return V, H
+}
+model arn_h(A: f64[n, n], v: f64[n]) -> f64[n + 1, n] {
+    op K(u) = A @ u
+    V, H = arnoldi(K, v, n)
+    return H
+}
+model arn_resid(A: f64[n, n], v: f64[n]) -> f64[n, n - 1] {
+    op K(x) = A @ x
+    V, H = arnoldi(K, v, n - 1)
+    return A @ V[:, 0:n - 1] - V @ H
+}
+model arn_n1_loss(A: f64[n, n], v: f64[n]) -> f64 {
+    op K(x) = A @ x
+    V, H = arnoldi(K, v, n - 1)
+    return sum(diag(H[1:, :])) + dot(V[:, n - 1], v * v)
+}
+""", name="krylov_dim_steps.la")
+
+
+@pytest.mark.parametrize("n", [4, 6])
+def test_arnoldi_with_a_dimension_as_step_count_has_the_declared_types(data, n):
+    """k = n and k = n - 1: V is [n, k + 1] and H [k + 1, k] in the dimensions, as declared."""
+    A = data[0][:n, :n]
+    b = data[2][:n]
+    V, H = (np.asarray(a) for a in ARN_DIMS.arn_n(A, b))
+    assert V.shape == (n, n + 1) and H.shape == (n + 1, n)
+    assert np.linalg.norm(A @ V[:, :n] - V @ H) <= 1e-12 * np.linalg.norm(A)
+    np.testing.assert_allclose(np.asarray(ARN_DIMS.arn_h(A, b)), H, atol=1e-14)
+    V1, H1 = (np.asarray(a) for a in ARN_DIMS.arn_n1(A, b))
+    assert V1.shape == (n, n) and H1.shape == (n, n - 1)
+    assert np.linalg.norm(A @ V1[:, :n - 1] - V1 @ H1) <= 1e-12
+    assert np.linalg.norm(V1.T @ V1 - np.eye(n)) <= 1e-12
+    assert np.allclose(np.tril(H1, -2), 0)
+    np.testing.assert_allclose(V1, V[:, :n], atol=1e-10)           # the same process, one step less
+    assert np.linalg.norm(np.asarray(ARN_DIMS.arn_resid(A, b))) <= 1e-12
+
+
+def test_arnoldi_with_a_dimension_as_step_count_prints_symbolic_types():
+    prog = str(ARN_DIMS.arn_n.specialize(n=5).program)
+    assert "V: f64[n, n + 1]" in prog and "H: f64[n + 1, n]" in prog, prog
+    prog = str(ARN_DIMS.arn_n1.specialize(n=5).program)
+    assert "V: f64[n, n]" in prog and "H: f64[n, n - 1]" in prog, prog
+
+
+def test_arnoldi_with_a_dimension_as_step_count_gradient(data):
+    A, b = data[0][:5, :5], data[2][:5]
+    grads = ARN_DIMS.arn_n1_loss.grad()(A, b)
+    rng = np.random.default_rng(5)
+    h = 1e-6
+    for at, g in enumerate(grads):
+        D = rng.standard_normal(g.shape)
+        plus, minus = [A, b], [A, b]
+        plus[at], minus[at] = plus[at] + h * D, minus[at] - h * D
+        fd = (float(ARN_DIMS.arn_n1_loss(*plus)) - float(ARN_DIMS.arn_n1_loss(*minus))) / (2 * h)
+        assert abs(float(np.sum(np.asarray(g) * D)) - fd) <= 1e-6 * max(1.0, abs(fd))
+
+
+def test_arnoldi_with_a_dimension_as_step_count_checks_the_declared_type(data):
+    mod = lagrad.loads("model f(A: f64[n, n], v: f64[n]) -> f64[n, n] {\n    op K(u) = A @ u\n"
+                       "    V, H = arnoldi(K, v, n)\n    return H\n}", name="bad_arnoldi.la")
+    with pytest.raises(lagrad.LagradError, match=r"declared to return f64\[n, n\] but this is f64\[n \+ 1, n\]"):
+        mod.f(data[0][:4, :4], data[2][:4])
+
 ERRORS = [
     ("model f(A: f64[n, n], b: f64[n]) -> f64[n] {\n    op K(v) = A @ v + b\n    return cg(K, b)\n}",
      2, 15, "must be linear in `v`"),
@@ -161,3 +235,21 @@ def test_matrix_free_solve_example(capsys):
     assert load_example("matrix_free_solve.py").main() == 0
     out = capsys.readouterr().out
     assert "K=op Kᵀ" in out and out.count("gmres(") == 2 and "OK" in out
+
+
+@pytest.mark.parametrize("solver", ["cg", "gmres"])
+def test_the_default_tolerance_suits_float32(solver):
+    """The default tol (1e-10) is below float32's rounding, so an f32 solve defaults to 1e-5
+    instead of returning NaN; an explicit tol is kept as given."""
+    rng = np.random.default_rng(4)
+    A = (3 * np.eye(6) + 0.3 * rng.standard_normal((6, 6))).astype(np.float32)
+    b = np.ones(6, np.float32)
+    body = "A' @ A @ v" if solver == "cg" else "A @ v"
+    K = A.T.astype(float) @ A if solver == "cg" else A.astype(float)
+    m = lagrad.loads(f"model s(A: f32[n, n], b: f32[n]) -> f32[n] {{\n op K(v) = {body}\n return {solver}(K, b) }}\n"
+                     f"model t(A: f32[n, n], b: f32[n]) -> f32[n] {{\n op K(v) = {body}\n return {solver}(K, b, tol=1e-10) }}")
+    x = np.asarray(m.s(A, b))
+    assert x.dtype == np.float32
+    np.testing.assert_allclose(x, np.linalg.solve(K, b), rtol=1e-5, atol=1e-6)
+    if solver == "gmres":        # 1e-10 asked for: its true residual cannot reach it in f32 (cg's
+        assert np.isnan(np.asarray(m.t(A, b))).all()      # recurrence residual keeps shrinking)

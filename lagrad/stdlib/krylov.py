@@ -14,11 +14,15 @@ Rules (RULES.md, "Matrix-free solves"): x = K(θ)⁻¹ b is linear in b, and
 The derived adjoint is therefore λ = K⁻ᵀ x̄, b̄ = λ, θ̄ = −(adjoint of θ ↦ K(θ) x)(λ): one more
 solve, never a backward pass through the iterations, so memory does not grow with them.
 
-The solvers run in ``lax.while_loop`` from x₀ = 0 and stop when ‖b − K x‖ ≤ tol·‖b‖ or after
-``maxiter`` iterations (default 10 n); a solve that reaches maxiter without meeting the test
-returns all NaN (tol = 0: exactly maxiter iterations, the last iterate; docs/robustness.md). cg is preconditioned CG (M ≈ K⁻¹, symmetric positive
-definite); gmres is restarted GMRES(m) with right preconditioning (K M y = b, x = M y), so its
-stopping test uses the true residual; Arnoldi by classical Gram–Schmidt applied twice.
+The solvers run in ``lax.while_loop`` from x₀ = 0 and stop when the residual is ≤ tol·‖b‖ or
+after ``maxiter`` iterations (default 10 n); a solve that reaches maxiter without meeting the test
+returns all NaN (tol = 0: exactly maxiter iterations, the last iterate; docs/robustness.md). The
+default tol is 1e-10, or 1e-5 for float32 right-hand sides (1e-10 is below float32's rounding,
+so an f32 solve would never meet it). cg is preconditioned CG (M ≈ K⁻¹, symmetric positive
+definite); its test reads the residual its recurrence updates, which for a very ill-conditioned K
+drifts from b − K x by rounding (as in scipy's and jax.scipy's cg). gmres is restarted GMRES(m)
+with right preconditioning (K M y = b, x = M y), so its stopping test uses the true residual;
+Arnoldi by classical Gram–Schmidt applied twice.
 """
 from __future__ import annotations
 
@@ -48,9 +52,17 @@ def _maxiter(maxiter, n):
     return 10 * n if maxiter is None else int(maxiter)
 
 
-def cg_impl(b, *caps, K, nk, M=None, tol=1e-10, maxiter=None):
+def _tol(tol, dtype):
+    """The tolerance asked for, else the default: 1e-10, 1e-5 for float32 (see the module doc)."""
+    if tol is not None:
+        return tol
+    return 1e-5 if jnp.dtype(dtype) == jnp.float32 else 1e-10
+
+
+def cg_impl(b, *caps, K, nk, M=None, tol=None, maxiter=None):
     """Preconditioned conjugate gradients from x₀ = 0."""
     b = jnp.asarray(b)
+    tol = _tol(tol, b.dtype)
     kc, mc = _split(caps, nk)
     A, P = _apply(K, kc), _apply(M, mc)
     stop = tol * jnp.linalg.norm(b)
@@ -86,9 +98,10 @@ def _unless_converged(x, res, stop, tol):
     return jnp.where(res <= stop, x, jnp.nan)
 
 
-def gmres_impl(b, *caps, K, nk, M=None, restart=30, tol=1e-10, maxiter=None):
+def gmres_impl(b, *caps, K, nk, M=None, restart=30, tol=None, maxiter=None):
     """Restarted GMRES(m), right-preconditioned, from x₀ = 0."""
     b = jnp.asarray(b)
+    tol = _tol(tol, b.dtype)
     n = b.shape[0]
     m = max(1, min(int(restart), n))
     kc, mc = _split(caps, nk)
