@@ -378,3 +378,9 @@ def test_reverse_mode_jax_transforms_of_a_function_and_the_forward_mode_limit():
     np.testing.assert_allclose(jax.hessian(f, argnums=1)(Am, b), Ai + Ai.T, rtol=1e-12)
     with pytest.raises(TypeError, match="forward-mode"):
         jax.jvp(f, (Am, b), (0 * Am, b))
+
+
+def test_a_model_named_like_a_module_member_is_that_attribute():
+    m = lagrad.loads("model path(x: f64) -> f64 { return x }\nmodel names(x: f64) -> f64 { return 2 * x }", name="p.la")
+    assert float(m.path(1.5)) == 1.5 and float(m.names(1.5)) == 3.0
+    assert m["path"] is m.path and lagrad.Module.path.fget(m) == "p.la"

@@ -43,6 +43,15 @@ class Module:
         except KeyError:
             raise UnknownModel(f"no model `{name}` in {self._ctx.path}" + suggest(name, self._functions)) from None
 
+    def __getattribute__(self, name):
+        """A model wins over a Module member of the same name (`model path(...)` is `mod.path`;
+        the member stays reachable as ``Module.path.fget(mod)``)."""
+        if not name.startswith("_"):
+            fns = object.__getattribute__(self, "_functions")
+            if name in fns:
+                return fns[name]
+        return object.__getattribute__(self, name)
+
     def __getattr__(self, name) -> Function:
         if name.startswith("_"):
             raise AttributeError(name)
