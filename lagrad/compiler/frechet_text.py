@@ -10,6 +10,7 @@ from .builder import Val, Zero
 from .ir import Eqn, Lit, Var
 from .primitive import REGISTRY
 from .scope import Scope
+from .types import TensorType, promote, shape_eq
 
 
 class RuleContext:
@@ -96,13 +97,18 @@ def compile_frechet_text(p):
         b.eqns[start:] = [_relabel(e, span, origin) for e in b.eqns[start:]]
         lin_out = {id(o) for e in lin for o in e.outputs} | tangent_ids
         outs = []
-        for name in d.outs:
+        for name, yv in zip(d.outs, y):
             v = scope.names.get("d" + name)
             if v is None:
                 raise RuleError(f"the frechet block of `{p.name}` does not assign `d{name}`",
                                 span=d.span, source=source)
+            at = _assignment(d, "d" + name).span
             if not isinstance(v, Zero) and id(v.atom) not in lin_out:
-                raise RuleError(f"`d{name}` does not depend linearly on the tangents", span=d.span, source=source)
+                raise RuleError(f"`d{name}` does not depend linearly on the tangents", span=at, source=source)
+            if not _fits(v.type, yv.type):
+                raise RuleError(f"the Fréchet rule of `{p.name}` gives `d{name}` the type {v.type}, but "
+                                f"its output `{name}` is {yv.type}: `d{name}` must have the output's type",
+                                span=at, source=source)
             outs.append(v)
         return outs
 
@@ -139,6 +145,22 @@ def compile_frechet_text(p):
 
     rule.frechet_def = d
     return rule
+
+
+def _assignment(d: ast.FrechetDef, target: str):
+    """The rule's last assignment to `target` (where an error about it points), else the block."""
+    for st in reversed(d.body):
+        if any(isinstance(t, ast.Name) and t.id == target for t in st.targets):
+            return st
+    return d
+
+
+def _fits(t, want) -> bool:
+    """Whether a tangent of type `t` is one of an output of type `want`: the same shape (symbolic
+    dimensions compared as expressions) and a dtype that promotes to the output's."""
+    if isinstance(want, TensorType) and isinstance(t, TensorType):
+        return shape_eq(t.shape, want.shape) and promote(t.dtype, want.dtype) == want.dtype
+    return t.same(want)
 
 
 # ---- replaying an elaborated rule ---------------------------------------------------------------

@@ -2,10 +2,12 @@
 K V[:, :k] = V H with V [n, k+1] orthonormal and H [k+1, k] upper Hessenberg.
 
 Modified Gram–Schmidt with one re-orthogonalization pass, statically unrolled (k is an integer
-or a dimension known at compile time; fine for k ≤ 50). Every step is ordinary primitives
-(the operator's body inlined, dot, norm, scalar arithmetic), so the derivative of (V, H) comes
-from their rules: forward and reverse mode through the unrolled process, no rule of its own.
-At a breakdown (an invariant subspace, H[j+1, j] = 0) the derivative is not defined.
+or a dimension known at compile time; fine for k ≤ 50). A k written with dimensions (`n`,
+`n - 1`) keeps the types symbolic: V is [n, k + 1] and H [k + 1, k] in those dimensions, so a
+declared result type checks. Every step is ordinary primitives (the operator's body inlined,
+dot, norm, scalar arithmetic), so the derivative of (V, H) comes from their rules: forward and
+reverse mode through the unrolled process, no rule of its own. At a breakdown (an invariant
+subspace, H[j+1, j] = 0) the derivative is not defined.
 """
 from __future__ import annotations
 
@@ -26,7 +28,8 @@ class Arnoldi:
         v = el.single(el.value(node.args[1], scope), node.args[1])
         if v.type.ndim != 1:
             raise el.err(LaTypeError, f"arnoldi: the start vector must be a vector, got {v.type}", node.args[1])
-        k = el.concrete(el.dim(node.args[2], scope), node.args[2])
+        steps = el.dim(node.args[2], scope)              # k as written: `6`, `n`, `n - 1`
+        k = el.concrete(steps, node.args[2])             # the count the process is unrolled to
         if not 1 <= k <= MAX_STEPS:
             raise el.err(LaTypeError, f"arnoldi: the step count must be between 1 and {MAX_STEPS}, got {k}",
                          node.args[2])
@@ -50,9 +53,19 @@ class Arnoldi:
             hn = b.norm(w)
             H[j + 1][j] = hn
             V.append(w / hn)
-        Vm = b.vcat(*V).T                                # columns v₀ … v_k
+        symbolic = not steps.is_Integer
+        Vt = b.vcat(*V)                                  # rows v₀ … v_k
+        Vm = (_sized(b, Vt, steps + 1) if symbolic else Vt).T
         Hm = b.vcat(*[b.hcat(*row) for row in H])
-        return Vm, Hm
+        return Vm, _sized(b, Hm, steps + 1, steps) if symbolic else Hm
+
+
+def _sized(b, X, *sizes):
+    """X, built from k + 1 pieces and so of integer sizes, typed with the sizes it has for a step
+    count written with dimensions (`arnoldi(K, v, n)`: V is [n, n + 1], H [n + 1, n]), so that
+    its type reads as declared: all of X, indexed with those sizes. The elaboration holds only
+    for the sizes the count was fixed with (`Elaborator.concrete` records them), where they agree."""
+    return b.index(X, spec=tuple(("slice", 0, d) for d in sizes))
 
 
 MACROS["arnoldi"] = Arnoldi()
