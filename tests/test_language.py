@@ -217,3 +217,19 @@ def test_an_f32_model_computes_in_single_precision(src):
     if "-> f32 {" in src:
         assert np.asarray(f.grad()(A)[0]).dtype == np.float32
     assert np.asarray(lagrad.loads(src.replace("f32", "f64"))["f"](A)).dtype == np.float64
+
+
+@pytest.mark.parametrize("body,cls,col,msg", [
+    ("s = s + x[ixd]", LaNameError, 15, "ixd"),
+    ("s = s + sum(slove(A, x))", LaNameError, 17, "did you mean `solve`"),
+    ("s = s + sum(A @ x)", LaTypeError, 17, "inner dimensions differ"),
+])
+def test_a_loop_over_a_dimension_is_checked_at_load(body, cls, col, msg):
+    """A loop counted by a dimension is elaborated at load with a sample count, so its body's
+    errors come at load (SPEC §4: load checks every model); value-dependent ones wait."""
+    src = f"model f(A: f64[n, m], x: f64[n]) -> f64 {{\n  s = 0.0\n  for i in range(n) {{\n    {body}\n  }}\n  return s\n}}"
+    with pytest.raises(cls, match=msg) as info:
+        lagrad.loads(src, name="loop.la")
+    assert (info.value.line, info.value.column) == (4, col)
+    g = lagrad.loads("model g(x: f64[n]) -> f64 {\n s = 0.0\n for i in range(n - 5) { s = s + x[i + 5] }\n return s }")
+    assert float(g["g"](np.arange(8.0))) == 18.0

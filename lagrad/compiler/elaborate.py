@@ -69,8 +69,13 @@ class NeedDims(LagradError):
                          span=span, source=source)
 
 
+class SampleDependent(Exception):
+    """Raised instead of an error that depends on the sample sizes a load-time check of a model
+    with call-time loop counts elaborates with (``Elaborator.sampling``): not the user's error."""
+
+
 class Elaborator:
-    def __init__(self, module_ctx, builder: Builder, bindings=None):
+    def __init__(self, module_ctx, builder: Builder, bindings=None, sampling=False):
         self.ctx = module_ctx                  # lagrad.compiler.module.ModuleContext
         self.b = builder
         self.source = module_ctx.source
@@ -83,11 +88,19 @@ class Elaborator:
         self._done = {}                        # id(node) -> value, deep subexpressions done first
         self.dim_names = set(getattr(module_ctx, "dim_names", ()))   # the model's (set by _params)
         self.dim_checks = []                   # (expression that must be >= 0, span): checked per call
+        self.sampling = sampling               # bindings are samples (api._check_model): size_err
         self.float_dtype = "f64"               # of zeros/ones/eye: the model's (ModuleContext._float_dtype)
 
     # ---- errors ------------------------------------------------------------------------------
     def err(self, cls, msg, node, hint=None):
         return cls(msg, span=node.span, source=self.source, hint=hint)
+
+    def size_err(self, msg, node):
+        """An error about sizes known only from the bindings (a loop count, an index or a size
+        with a bound dimension): when the bindings are load-time samples, not an error."""
+        if self.sampling:
+            return SampleDependent(msg)
+        return self.err(LaTypeError, msg, node)
 
     # ---- dimensions ---------------------------------------------------------------------------
     def dim(self, node, scope) -> sympy.Expr:
@@ -301,7 +314,7 @@ class Elaborator:
                     c = sympy.sympify(c.xreplace(fixed))   # `for t in range(T)`: checked now, not per call
                 if c.is_number:
                     if c < 0:
-                        raise self.err(LaTypeError, f"index out of range for a dimension of size {d}", node)
+                        raise self.size_err(f"index out of range for a dimension of size {d}", node)
                 elif not c.is_nonnegative:
                     self.dim_checks.append((c, node.span, "this index is out of range"))
 
@@ -313,7 +326,7 @@ class Elaborator:
         c = sympy.sympify(c.xreplace(fixed)) if fixed else c
         if c.is_number:
             if c < 0:
-                raise self.err(LaTypeError, f"`{who}` needs sizes of at least 1, got {d}", node)
+                raise self.size_err(f"`{who}` needs sizes of at least 1, got {d}", node)
         elif not c.is_nonnegative:
             self.dim_checks.append((c, node.span, f"`{who}` gets the size {d}, which must be at least 1"))
 
@@ -328,8 +341,7 @@ class Elaborator:
         if i.is_Integer and d.is_Integer:
             limit = int(d) + (1 if slice_ else 0)
             if not 0 <= int(i) < limit:
-                raise self.err(LaTypeError, f"index {fmt_dim(written)} is out of range for a dimension of "
-                               f"size {d}", item)
+                raise self.size_err(f"index {fmt_dim(written)} is out of range for a dimension of size {d}", item)
         return i
 
     def e_Call(self, node, scope):
@@ -523,7 +535,7 @@ class Elaborator:
     def loop(self, st, scope):
         count = self.concrete(self.dim(st.count, scope), st.count)
         if count < 0:
-            raise self.err(LaTypeError, f"loop count {count} is negative", st.count)
+            raise self.size_err(f"loop count {count} is negative", st.count)
         prev = scope.names.get(st.var)
         if isinstance(prev, (Val, DimRef)):
             raise self.err(LaNameError, f"loop variable `{st.var}` hides a name already in use", st)

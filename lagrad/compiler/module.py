@@ -82,13 +82,14 @@ class ModuleContext:
         scope.bind(st.name, OpValue(st, Scope(dict(scope.names), parent=scope.parent), self))
 
     # -- compiling a model ------------------------------------------------------------------
-    def elaborate(self, name: str, bindings=None) -> tuple:
-        """The raw Program of model `name` and the dimension bindings the elaboration used."""
+    def elaborate(self, name: str, bindings=None, sampling=False) -> tuple:
+        """The raw Program of model `name` and the dimension bindings the elaboration used
+        (`sampling`: the bindings are samples, see ``Elaborator.size_err``)."""
         m = self.models[name]
         namer = Namer()
         b = Builder(namer, source=self.source)
         scope = Scope({}, parent=self.globals_scope())
-        el = Elaborator(self, b, bindings)
+        el = Elaborator(self, b, bindings, sampling)
         inputs = []
         for prm, t in self._params(m, el, scope):
             v = Var(namer.fresh(prm.name), t)

@@ -93,12 +93,28 @@ def loads(text: str, name: str = "<string>", *, check_finite: bool = False) -> M
         return _CACHE.setdefault(key, mod)
 
 
+LOOP_SAMPLE = 3      # the size a load-time check gives a dimension that counts a loop
+
+
 def _check_model(f: Function):
-    from ..compiler.elaborate import NeedDims
+    """Type-check a model now. One whose loop counts are dimensions (known at call time) is
+    elaborated with each such dimension set to LOOP_SAMPLE, so a misspelled name or a shape
+    error in the loop body is reported at load like anywhere else; what depends on the sample
+    itself (a negative count, an index out of range) waits for the call's sizes."""
+    from ..compiler.elaborate import NeedDims, SampleDependent
     try:
         f.compiled({})
-    except NeedDims:
-        pass                                # loop counts bound at call time; checked then
+        return
+    except NeedDims as e:
+        sample = {d: LOOP_SAMPLE for d in e.dims}
+    for _ in range(8):                      # a count that needs another dimension: add it and go on
+        try:
+            f._ctx.elaborate(f.name, {**sample, **f._fixed}, sampling=True)
+            return
+        except NeedDims as e:
+            sample.update({d: LOOP_SAMPLE for d in e.dims})
+        except SampleDependent:
+            return
 
 
 def load(path, *, check_finite: bool = False) -> Module:
