@@ -197,6 +197,9 @@ def _function_lines(prog: Program, fname: str, ops: dict, with_comments: bool, t
                 else f"return ({outs})")
     if runs:
         body = reroll.drop_unused(body)
+    if runs:            # a scan body indexes the inputs with a traced counter: NumPy arrays given
+        body = [f"{names(v)} = jnp.asarray({names(v)})" for v in prog.inputs   # to the source as
+                if isinstance(v.type, TensorType) and v.type.shape] + body     # printed need converting
     out.extend("    " + l for l in body)
     return out
 
