@@ -105,13 +105,14 @@ def test_to_python_runs_on_its_own(mod):
 @pytest.mark.parametrize("call,msg", [
     (lambda f: f(2.3, A, B), "missing argument(s) `C`"),
     (lambda f: f(2.3, A, B, C, C), "takes 4 argument(s)"),
-    (lambda f: f(2.3, A, B, C[:3, :3]), "dimension `n` is 6 from argument `A` but 3 from argument `C`"),
+    (lambda f: f(2.3, A, B, C[:3, :3]), "dimension `n` is 6 from argument `A` (axis 0) but 3 from argument `C` (axis 0)"),
     (lambda f: f(2.3, A, B, C[0]), "argument `C` must be f64[n, n]"),
     (lambda f: f(2.3, A, B, D=C), "has no argument `D`"),
     (lambda f: f(2.3, A + 1j, B, C), "complex"),
     (lambda f: f("x", A, B, C), "argument `x`"),
     (lambda f: f.grad(wrt="y"), "no argument `y`"),
     (lambda f: f.grad(wrt=["x", "A", "x"]), "names `x` twice"),
+    (lambda f: f(2.3, A, B[:, :3], C), "from argument `A` (axis 0) but 3 from argument `B` (axis 1)"),
     (lambda f: f.adjoint(wrt="A, A"), "names `A` twice"),
 ])
 def test_input_errors(mod, call, msg):

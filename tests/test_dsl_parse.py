@@ -398,3 +398,9 @@ def test_a_byte_order_mark_and_cr_line_ends_parse(text):
     with pytest.raises(lagrad.LaSyntaxError) as info:
         lagrad.loads(text.replace("x * 2", "x @@ 2"))
     assert (info.value.line, info.value.column) == (2, 9)
+
+
+def test_string_escapes_read_as_in_python():
+    from lagrad.dsl.parser import _string
+    assert _string(r'"a\"b"') == 'a"b' and _string(r'"x\ny"') == "x\ny" and _string(r'"c\\d"') == "c\\d"
+    assert _string(r'"\d"') == "\\d"            # an unknown escape keeps its backslash

@@ -130,6 +130,9 @@ ERRORS = [
     ("model f(A: f64[n, n], b: f64[n]) -> f64[n] {\n op K(v) = A @ v\n return gmres(K, b, restart=0) }",
      LaTypeError, 3, 29, "at least 1"),
     ("model f(x: f64) -> f64 { return sum(eye(-1)) + x }", LaTypeError, 1, 41, "at least 1, got -1"),
+    ("model f(x: f64[0]) -> f64 { return sum(x) }", LaTypeError, 1, 16, "at least 1, got 0"),
+    ("model f(A: f64[n, n], b: f64[n]) -> f64[n] { return solve(A, b, assume=\"sp\") }", LaTypeError, 1, 53,
+     "`solve`: assume must be"),
 ]
 
 

@@ -309,3 +309,9 @@ def test_check_reports_non_finite_results():
     assert "NO (non-finite output" in format_rows(rows)
     good = check_function(lagrad.loads("model f(x: f64[n]) -> f64 {\n    return sum(x * x)\n}\n").f)
     assert all(r.ok and r.note == "" for r in good)
+
+
+def test_a_computed_dimension_below_one_is_refused():
+    f = lagrad.loads("model m(x: f64[n], y: f64[n - 1]) -> f64 { return sum(x) }").m
+    with pytest.raises(lagrad.InputError, match="n - 1 = 0 for n = 1; a dimension's size must be at least 1"):
+        f(np.ones(1), np.ones(0))

@@ -160,7 +160,11 @@ class Elaborator:
     def type_ann(self, ann: ast.TypeAnn, scope) -> TensorType:
         if ann.dims is None:
             return TensorType(ann.dtype, ())
-        return TensorType(ann.dtype, tuple(self.dim(d, scope) for d in ann.dims))
+        dims = tuple(self.dim(d, scope) for d in ann.dims)
+        for d, node in zip(dims, ann.dims):
+            if d.is_Integer and int(d) < 1:
+                raise self.err(LaTypeError, f"a dimension's size must be at least 1, got {d}", node)
+        return TensorType(ann.dtype, dims)
 
     # ---- expressions -------------------------------------------------------------------------
     def value(self, node, scope):
@@ -438,6 +442,11 @@ class Elaborator:
             return self.b.emit(prim, *args, **params)
         except ShapeError as e:
             msg, head = str(e), _opname(prim)
+            bare = head.strip("`")
+            if msg.startswith(f"{bare}: "):                   # "solve: assume …": name it once
+                msg = f"{head}: {msg[len(bare) + 2:]}"
+            elif msg.startswith(f"{bare} "):                  # "hcat joins …"
+                msg = f"{head} {msg[len(bare) + 1:]}"
             raise self.err(LaTypeError, msg if msg.startswith(head) else f"{head}: {msg}", node) from None
 
     # ---- helpers: fn inlining -----------------------------------------------------------------

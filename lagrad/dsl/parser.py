@@ -350,8 +350,13 @@ def _number(text: str):
     return int(text) if text.isdigit() else float(text)
 
 
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"'}
+
+
 def _string(text: str) -> str:
-    return re.sub(r"\\(.)", r"\1", text[1:-1])
+    """A string literal's value: the escapes \\n \\t \\r \\\\ \\" read as in Python; any other
+    backslash is kept as written."""
+    return re.sub(r"\\(.)", lambda m: _ESCAPES.get(m.group(1), m.group(0)), text[1:-1])
 
 
 # ---- syntax errors --------------------------------------------------------------------------

@@ -87,10 +87,11 @@ def bind(fname, params, args, kwargs, check_finite=False):
                     raise InputError(f"dimension `{d.name}` is 0 in argument `{name}` (axis {k}); "
                                      f"a dimension's size must be at least 1")
                 if d.name in dims and dims[d.name] != got:
-                    raise InputError(f"dimension `{d.name}` is {dims[d.name]} from argument `{origin[d.name]}` "
+                    first, axis = origin[d.name]
+                    raise InputError(f"dimension `{d.name}` is {dims[d.name]} from argument `{first}` (axis {axis}) "
                                      f"but {got} from argument `{name}` (axis {k})")
                 dims.setdefault(d.name, got)
-                origin.setdefault(d.name, name)
+                origin.setdefault(d.name, (name, k))
         arrays.append(a)
     for (name, t), a in zip(params, arrays):
         for k, d in enumerate(t.shape):
@@ -101,6 +102,10 @@ def bind(fname, params, args, kwargs, check_finite=False):
                     raise InputError(f"argument `{name}` axis {k} is {d}, and no argument fixes "
                                      f"{', '.join('`' + x + '`' for x in unbound)}")
                 want = int(fn(*(dims[x] for x in syms)))
+                if want < 1:
+                    sizes = ", ".join(f"{x} = {dims[x]}" for x in syms)
+                    raise InputError(f"argument `{name}` axis {k} is {d} = {want} for {sizes}; a dimension's "
+                                     f"size must be at least 1")
                 if int(a.shape[k]) != want:
                     size = f"{d} = {want}" if syms else f"{want}"
                     raise InputError(f"argument `{name}` axis {k} must be {size}, got {int(a.shape[k])}")
