@@ -236,3 +236,13 @@ def test_a_loop_over_a_dimension_is_checked_at_load(body, cls, col, msg):
     assert (info.value.line, info.value.column) == (4, col)
     g = lagrad.loads("model g(x: f64[n]) -> f64 {\n s = 0.0\n for i in range(n - 5) { s = s + x[i + 5] }\n return s }")
     assert float(g["g"](np.arange(8.0))) == 18.0
+
+
+def test_maximum_and_minimum_split_the_derivative_at_a_tie_as_jax_does():
+    import jax
+    import jax.numpy as jnp
+    f = lagrad.loads("model f(a: f64[n], b: f64[n]) -> f64 { return sum(maximum(a, b)) + sum(minimum(a, b) * a) }")["f"]
+    a, b = np.array([1.0, 2.0, 3.0]), np.array([1.0, 3.0, 2.0])
+    want = jax.grad(lambda a, b: jnp.sum(jnp.maximum(a, b)) + jnp.sum(jnp.minimum(a, b) * a), argnums=(0, 1))(a, b)
+    for g, w in zip(f.grad()(a, b), want):
+        np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-14)

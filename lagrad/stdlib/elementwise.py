@@ -47,14 +47,15 @@ unary("celu", jax.nn.celu, lambda b, x, dx, y: b.exp(b.minimum(x, 0.0)) * dx,
 
 
 def binary_select(name, impl, pick_a, math):
-    """maximum/minimum: dy = s da + (1 − s) db with s = step(pick_a(a, b)) (ties take b)."""
+    """maximum/minimum: dy = s da + (1 − s) db with s = (1 + sign(pick_a(a, b)))/2: 1 where a is
+    picked, 0 where b is, ½ at a tie (each gets half, as in JAX)."""
     def frechet(b, x, dx, y, p):
-        s = b.step(pick_a(x[0], x[1]))
+        s = 0.5 * (1.0 + b.sign(pick_a(x[0], x[1])))
         return s * dx[0] + (1.0 - s) * dx[1]
     register(Primitive(name, impl, shapes.elementwise, math=math, frechet=frechet))
 
 
-# maximum: y = max(a, b); dy = step(a − b) da + (1 − step(a − b)) db
+# maximum: y = max(a, b); dy = s da + (1 − s) db, s = (1 + sign(a − b))/2
 binary_select("maximum", jnp.maximum, lambda a, c: a - c, "y = max(a, b)")
-# minimum: y = min(a, b); dy = step(b − a) da + (1 − step(b − a)) db
+# minimum: y = min(a, b); dy = s da + (1 − s) db, s = (1 + sign(b − a))/2
 binary_select("minimum", jnp.minimum, lambda a, c: c - a, "y = min(a, b)")
