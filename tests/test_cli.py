@@ -113,6 +113,15 @@ def test_check_reports_a_wrong_rule():
     assert not rows[0].ok and rows[0].adjoint_err > 0.1
 
 
+def test_check_samples_one_matrix_for_both_lyap_and_dlyap():
+    """One A in lyap (needs stable) and dlyap (needs spectral radius < 1): sampled in both."""
+    import lagrad as lg
+    from lagrad.runtime.check import check_function
+    f = lg.loads("model both(A: f64[n, n], Q: f64[n, n]) -> f64 { return sum(lyap(A, Q) * dlyap(A', Q)) }").both
+    rows = check_function(f)
+    assert rows[0].domain == "stable-contractive" and all(r.ok for r in rows), rows
+
+
 # -- f32 models: check takes its differences in f64 (or, failing that, in f32 with an f32 step) --
 
 F32 = """model g(A: f32[n,n], b: f32[n]) -> f32 { return dot(b, solve(A, b)) }

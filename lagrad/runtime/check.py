@@ -25,11 +25,17 @@ class CheckRow:
     note: str = ""       # "non-finite output", "non-finite adjoint", ...: why a row is not ok
 
 
-_RANK = {"spd": 3, "stable": 2, "contractive": 2, "wellcond": 1, "fullrank": 1, "positive": 1}
+_RANK = {"spd": 3, "stable-contractive": 2.5, "stable": 2, "contractive": 2, "wellcond": 1, "fullrank": 1,
+         "positive": 1}
+# one matrix that two uses constrain: a domain that satisfies both (lyap and dlyap of one A)
+_BOTH = {frozenset(("stable", "contractive")): "stable-contractive"}
 
 
 def _want(out, name, dom):
-    if dom and _RANK.get(dom, 0) > _RANK.get(out.get(name), 0):
+    both = _BOTH.get(frozenset((out.get(name), dom)))
+    if both:
+        out[name] = both
+    elif dom and _RANK.get(dom, 0) > _RANK.get(out.get(name), 0):
         out[name] = dom
 
 
@@ -99,6 +105,9 @@ def sample(rng, shape, domain):
     if domain == "stable" and len(shape) == 2:
         n = shape[0]
         return rng.standard_normal(shape) / np.sqrt(n) - 2.0 * np.eye(n)
+    if domain == "stable-contractive" and len(shape) == 2:   # eigenvalues in |λ + ½| ≤ 0.3: Re λ < 0, |λ| < 1
+        G = rng.standard_normal(shape)
+        return 0.3 * G / max(np.max(np.abs(np.linalg.eigvals(G))), 1e-3) - 0.5 * np.eye(shape[0])
     if domain == "contractive" and len(shape) == 2:
         A = rng.standard_normal(shape)
         return 0.5 * A / max(np.max(np.abs(np.linalg.eigvals(A))), 1e-3)
@@ -261,10 +270,11 @@ def check_function(f, dims=None, seed=0, h=1e-6, rtol=1e-5, fd64=True):
 
 
 def format_rows(rows) -> str:
-    head = f"{'model':<16} {'input':<10} {'domain':<9} {'finite diff':>14} {'adjoint':>14} {'tangent':>14} {'adj err':>9} {'tan err':>9}  ok"
+    w = max([9] + [len(r.domain) for r in rows])
+    head = f"{'model':<16} {'input':<10} {'domain':<{w}} {'finite diff':>14} {'adjoint':>14} {'tangent':>14} {'adj err':>9} {'tan err':>9}  ok"
     lines = [head, "-" * len(head)]
     for r in rows:
-        lines.append(f"{r.model:<16} {r.input:<10} {r.domain:<9} {r.fd:>14.6e} {r.adjoint:>14.6e} {r.tangent:>14.6e} "
+        lines.append(f"{r.model:<16} {r.input:<10} {r.domain:<{w}} {r.fd:>14.6e} {r.adjoint:>14.6e} {r.tangent:>14.6e} "
                      f"{r.adjoint_err:>9.1e} {r.tangent_err:>9.1e}  {'yes' if r.ok else 'NO'}"
                      + (f" ({r.note})" if r.note else ""))
     return "\n".join(lines)
