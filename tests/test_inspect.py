@@ -172,3 +172,15 @@ def test_bench_prints_compile_medians_ratio_and_machine():
     assert lines[0].startswith("model implicit_solve  dims {'n': 8}  on ") and "logical CPUs" in lines[0]
     assert "first call (compile)" in lines[1] and "forward  median" in lines[1]
     assert lines[3].startswith("gradient/forward ") and r.stderr == ""
+
+
+def test_every_printed_line_says_where_it_comes_from():
+    """SPEC §4: each derived line says which source line it comes from; a cotangent that is zero
+    (the output does not depend on that input) says so, and a model with nothing to return
+    prints `return ()`."""
+    import lagrad
+    f = lagrad.loads("model f(x: f64, W: f64[n]) -> f64 { return x * x }", name="z.la").f
+    lines = str(f.adjoint()).splitlines()[1:-1]
+    assert lines and all("# from z.la:1" in l or "# zero: no dependence" in l for l in lines), lines
+    assert any(l.strip().startswith("W_bar") and "# zero: no dependence" in l for l in lines)
+    assert str(lagrad.loads("model m() -> f64 { return 1.0 }").m.adjoint()).endswith("return ()")

@@ -54,7 +54,8 @@ def rhs_text(e) -> str:
 
 def _where(e, path) -> str:
     if e.span is None or not getattr(e.span, "line", 0):
-        return ""
+        # a derivative that is zero because no path connects it: no source line makes it
+        return "# zero: no dependence" if e.prim == "zeros" and e.origin is None else ""
     where = f"# from {os.path.basename(e.span.path or path)}:{e.span.line}"
     return where + (f" ({e.origin})" if e.origin else "")
 
@@ -83,7 +84,7 @@ def format_program(prog: Program) -> str:
 
 def _format_one(prog: Program, head=None) -> str:
     sig = ", ".join(f"{v.name}: {v.type}" for v in prog.inputs)
-    outs = ", ".join(atom_text(o) for o in prog.outputs)
+    outs = ", ".join(atom_text(o) for o in prog.outputs) or "()"      # nothing to return: ()
     head = head or f"{prog.kind} {prog.name}({sig})"
     lines = []
     for e in prog.eqns:
