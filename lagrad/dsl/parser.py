@@ -419,6 +419,13 @@ def _explain(tok, expected, text, parser):
     prev = _previous_token(text, tok, parser)
     adjacent = prev is not None and prev.end_pos == tok.start_pos
     expr_wanted = _EXPR_START <= expected
+    if prev is not None and prev.type == "NUMBER" and adjacent and tok.type == "NAME":
+        if tok.startswith("_") or (prev == "0" and re.fullmatch(r"[xXoObB][0-9a-fA-F]+", str(tok))):
+            return (f"`{prev}{tok}` is not a number", "numbers are written like `1000`, `0.5` or "   # 1_000, 0x10
+                    "`1e-8` (no `_` separators, no hexadecimal)", _at(prev))
+        return message, f"multiply with `*`: `{prev} * {tok}`", None                       # 2x
+    if tok == "," and "RPAR" in expected and _in_range_call(text, tok):
+        return message, "`range(N)` takes one count and runs `i` = 0, 1, …, N − 1", None
     if tok == "@" and prev == "@" and adjacent:
         return "`@@` is not an operator", "matrix product is a single `@`", _at(prev)
     if tok == "=" and (text[tok.end_pos:tok.end_pos + 1] == "=" or prev == "=" and adjacent):
@@ -463,6 +470,13 @@ def _explain(tok, expected, text, parser):
     if "SEMICOLON" in expected and tok.type == "NAME":
         return message, "end each statement with a new line or `;`", None
     return message, None, None
+
+
+def _in_range_call(text, tok) -> bool:
+    """Whether the `,` at `tok` is inside `range(` on its line."""
+    line_start = text.rfind("\n", 0, tok.start_pos) + 1
+    head = text[line_start:tok.start_pos]
+    return re.search(r"\brange\s*\([^()]*$", head) is not None
 
 
 def _expected_words(expected, parser) -> str:
