@@ -250,3 +250,10 @@ def test_maximum_and_minimum_split_the_derivative_at_a_tie_as_jax_does():
     want = jax.grad(lambda a, b: jnp.sum(jnp.maximum(a, b)) + jnp.sum(jnp.minimum(a, b) * a), argnums=(0, 1))(a, b)
     for g, w in zip(f.grad()(a, b), want):
         np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-14)
+
+
+def test_arithmetic_on_constants_is_folded_with_ieee_results():
+    f = lagrad.loads("model f(x: f64) -> f64 { return (2.0 - 1.0) * x + 1 / 0 * 0 }")["f"]
+    text = str(f.program)
+    assert "2.0 - 1.0" not in text and "1.0 * x" in text and "+ nan" in text
+    assert np.isnan(float(f(1.0)))

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Optional
 
+import numpy as np
+
 from .ir import Eqn, Lit, Namer, Var, make_params
 from .primitive import REGISTRY, get, result_types
 from .types import ShapeError, TensorType, WEAK
@@ -74,6 +76,17 @@ class Undef:
 
 def is_zero(v) -> bool:
     return v is None or isinstance(v, Zero)
+
+
+# constants only: computed now, in float64 with IEEE results (1/0 = inf, 0/0 = nan), as JAX
+# would compute the same weakly typed scalars
+_FOLD = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide, "pow": np.power,
+         "neg": np.negative}
+
+
+def _fold(prim_name, values) -> float:
+    with np.errstate(all="ignore"):
+        return float(_FOLD[prim_name](*(np.float64(v) for v in values)))
 
 
 class Builder:
@@ -154,6 +167,8 @@ class Builder:
                 atoms.append(None)
             else:
                 atoms.append(self.atom(v))
+        if zpos is None and prim_name in _FOLD and all(type(a) is Lit for a in atoms):
+            return self.wrap(Lit(_fold(prim_name, [a.value for a in atoms])))    # 2.0 - 1.0 → 1.0
         if prim_name == "transpose" and self.fold_transposes and len(inputs) == 1 and zpos is None \
                 and isinstance(inputs[0], Val):
             inner = self._defining(atoms[0])
