@@ -257,3 +257,27 @@ def test_arithmetic_on_constants_is_folded_with_ieee_results():
     text = str(f.program)
     assert "2.0 - 1.0" not in text and "1.0 * x" in text and "+ nan" in text
     assert np.isnan(float(f(1.0)))
+
+
+@pytest.mark.parametrize("body", ["sqrt(x) ** 2", "exp(log(x))", "x ** 2 / x", "x / 0", "log(0) * x",
+                                  "sqrt(-1) * x", "softplus(x)", "sigmoid(x)", "abs(x) * x", "relu(x) + celu(x)"])
+def test_an_elementwise_function_computes_what_its_body_says_inline(body):
+    """The body is not simplified (sqrt(x)**2 is not x for x < 0), constants follow IEEE as in a
+    model, softplus/sigmoid keep JAX's stable forms, and second derivatives of abs/relu work.
+    (Derivatives are compared where the body is finite: sympy's derivative is simplified.)"""
+    m = lagrad.loads(f"elementwise g(x) = {body}\nmodel f(x: f64[n]) -> f64[n] {{ return g(x) }}\n"
+                     f"model s(x: f64[n]) -> f64 {{ return sum(g(x)) }}")
+    inline = lagrad.loads(f"model f(x: f64[n]) -> f64[n] {{ return {body} }}\n"
+                          f"model s(x: f64[n]) -> f64 {{ return sum({body}) }}")
+    x = np.array([-2.0, 0.0, 3.0, 800.0, -800.0])
+    np.testing.assert_allclose(np.asarray(m.f(x)), np.asarray(inline.f(x)), rtol=1e-14, equal_nan=True)
+    y = np.array([-1.5, 0.5, 2.0])
+    if not np.isfinite(np.asarray(inline.f(y))).all():
+        y = np.array([0.25, 0.5, 2.0])
+    if not np.isfinite(np.asarray(inline.f(y))).all():
+        return
+    np.testing.assert_allclose(np.asarray(m.s.grad()(y)[0]), np.asarray(inline.s.grad()(y)[0]), rtol=1e-12,
+                               equal_nan=True)
+    hv = m.s.hvp("x")((y,), np.ones(3))
+    np.testing.assert_allclose(np.asarray(hv), np.asarray(inline.s.hvp("x")((y,), np.ones(3))), rtol=1e-12,
+                               equal_nan=True)

@@ -1,11 +1,21 @@
 """User `elementwise` functions: the body becomes a sympy expression; its JAX implementation
 comes from `lambdify` and its derivative from `sympy.diff`, registered as the primitive
-``d_NAME`` so printed programs show it by name (``dy = d_softish(x) * dx``)."""
+``d_NAME`` so printed programs show it by name (``dy = d_softish(x) * dx``).
+
+The expression is built unevaluated, so it computes what the body says, as the same body
+written in a model would: sympy would otherwise rewrite ``sqrt(x) ** 2`` to ``x`` and
+``exp(log(x))`` to ``x``, finite where the body is NaN. Arithmetic on constants is done in
+float64 with IEEE results (``1 / 0`` is inf, ``sqrt(-1.0)`` NaN), as in a model. ``softplus`` and
+``sigmoid`` are functions of their own that lower to JAX's stable ones; the derivatives of
+``abs``, ``relu``, ``maximum`` and ``minimum`` are those of the standard library (0 at the kink;
+the second derivative 0: no Dirac delta)."""
 from __future__ import annotations
 
 import hashlib
 
+import jax
 import jax.numpy as jnp
+import numpy as np
 import sympy
 
 from ..dsl import ast
@@ -14,15 +24,52 @@ from .primitive import REGISTRY, Primitive, register, suggest
 
 X = sympy.Symbol("x", real=True)
 
+
+class Sigmoid(sympy.Function):
+    """σ(x) = 1 / (1 + e⁻ˣ), lowered to jax.nn.sigmoid; σ' = σ (1 − σ)."""
+    def fdiff(self, argindex=1):
+        s = Sigmoid(self.args[0])
+        return s * (1 - s)
+
+
+class Softplus(sympy.Function):
+    """log(1 + eˣ), lowered to jax.nn.softplus (no overflow for large x); its derivative is σ."""
+    def fdiff(self, argindex=1):
+        return Sigmoid(self.args[0])
+
+
 _FUNCS = {
     "exp": sympy.exp, "log": sympy.log, "sqrt": sympy.sqrt, "sin": sympy.sin, "cos": sympy.cos,
-    "tanh": sympy.tanh, "abs": sympy.Abs,
-    "sigmoid": lambda x: 1 / (1 + sympy.exp(-x)),
-    "softplus": lambda x: sympy.log(1 + sympy.exp(x)),
+    "tanh": sympy.tanh, "abs": sympy.Abs, "sigmoid": Sigmoid, "softplus": Softplus,
     "relu": lambda x: sympy.Max(x, 0),
     "celu": lambda x: sympy.Piecewise((x, x > 0), (sympy.exp(x) - 1, True)),
     "maximum": lambda a, b: sympy.Max(a, b), "minimum": lambda a, b: sympy.Min(a, b),
 }
+
+# the same functions on constants, in float64 (IEEE: log(0) = −inf, sqrt(−1) = nan)
+_NUMERIC = {
+    "exp": np.exp, "log": np.log, "sqrt": np.sqrt, "sin": np.sin, "cos": np.cos, "tanh": np.tanh,
+    "abs": np.abs, "sigmoid": lambda x: 1 / (1 + np.exp(-x)), "softplus": lambda x: np.logaddexp(0, x),
+    "relu": lambda x: np.maximum(x, 0), "celu": lambda x: np.where(x > 0, x, np.expm1(x)),
+    "maximum": np.maximum, "minimum": np.minimum,
+    "+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide, "**": np.power,
+}
+
+# lambdify's names for what the JAX printer does not know
+_MODULES = [{"Sigmoid": jax.nn.sigmoid, "Softplus": jax.nn.softplus,
+             "Heaviside": lambda x, *h: jnp.heaviside(x, jnp.zeros_like(x)),     # step(0) = 0
+             "DiracDelta": lambda x, *k: jnp.zeros_like(x)}, "jax"]
+
+
+def _constant(f, args):
+    """f of sympy numbers, computed in float64, as a sympy number (inf/nan included)."""
+    with np.errstate(all="ignore"):
+        v = float(f(*(np.float64(float(a)) for a in args)))
+    return sympy.nan if v != v else sympy.oo if v == np.inf else -sympy.oo if v == -np.inf else sympy.Float(v)
+
+
+def _is_const(e) -> bool:
+    return isinstance(e, sympy.Number) or e in (sympy.oo, -sympy.oo, sympy.nan)
 
 
 def _same_shape(types, params):
@@ -36,25 +83,42 @@ def to_sympy(node, param: str, ctx, source):
 
     def go(n):
         if isinstance(n, ast.Num):
-            return sympy.Integer(n.value) if isinstance(n.value, int) else sympy.Float(n.value)
+            return sympy.Integer(n.value) if isinstance(n.value, int) else _constant(lambda v: v, [n.value])
         if isinstance(n, ast.Name):
             if n.id == param:
                 return X
             raise LaNameError(f"unknown name `{n.id}` in an elementwise function (only `{param}` "
                               f"is in scope)", span=n.span, source=source)
         if isinstance(n, ast.Neg):
-            return -go(n.operand)
+            v = go(n.operand)
+            if _is_const(v):
+                return _constant(np.negative, [v])
+            with sympy.evaluate(False):
+                return -v
         if isinstance(n, ast.BinOp):
             if n.op == "@":
                 raise err("`@` is not elementwise", n)
             l, r = go(n.left), go(n.right)
-            return {"+": l + r, "-": l - r, "*": l * r, "/": l / r, "**": l ** r}[n.op]
+            if _is_const(l) and _is_const(r):
+                return _constant(_NUMERIC[n.op], [l, r])
+            if n.op == "/" and _is_const(r):          # x / 0: times inf, not a Python 0 ** -1
+                with sympy.evaluate(False):
+                    return l * _constant(np.reciprocal, [r])
+            with sympy.evaluate(False):
+                return {"+": lambda: l + r, "-": lambda: l - r, "*": lambda: l * r, "/": lambda: l / r,
+                        "**": lambda: l ** r}[n.op]()
         if isinstance(n, ast.Call):
             args = [go(a) for a in n.args]
             if n.kwargs:
                 raise err("keyword arguments are not allowed in an elementwise function", n)
             if n.func in _FUNCS:
-                return _FUNCS[n.func](*args)
+                if len(args) != (2 if n.func in ("maximum", "minimum") else 1):
+                    raise err(f"`{n.func}` takes {2 if n.func in ('maximum', 'minimum') else 1} "
+                              f"argument(s), got {len(args)}", n)
+                if all(_is_const(a) for a in args):
+                    return _constant(_NUMERIC[n.func], args)
+                with sympy.evaluate(False):
+                    return _FUNCS[n.func](*args)
             other = ctx.elementwise.get(n.func) if ctx is not None else None
             if other is not None and len(args) == 1:
                 return other.sympy_expr.subs(X, args[0])
@@ -67,7 +131,7 @@ def to_sympy(node, param: str, ctx, source):
 
 
 def _lambdify(expr):
-    f = sympy.lambdify(X, expr, modules="jax")
+    f = sympy.lambdify(X, expr, modules=_MODULES)
     return lambda x: f(x) + jnp.zeros_like(x)
 
 
