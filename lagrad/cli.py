@@ -47,8 +47,7 @@ def _models(mod, name):
 
 def _model_dims(f) -> set:
     """The dimension names of a model: the symbols in its arguments' shapes."""
-    from .compiler.types import as_dim
-    return {s.name for _, t in f.params for d in getattr(t, "shape", ()) for s in as_dim(d).free_symbols}
+    return f.dim_names()
 
 
 def _known_dims(dims, models, file):

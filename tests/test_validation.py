@@ -141,6 +141,11 @@ def test_wrt_and_derived_call_arguments(mod):
         f.hvp("x")(1.0, 1.0)
 
 
+def test_specialize_refuses_a_dimension_the_model_lacks(mod):
+    with pytest.raises(InputError, match="has no dimension `q`"):
+        mod.loop.specialize(q=3)
+
+
 def test_specialize_checks_its_sizes(mod):
     with pytest.raises(InputError, match="positive integer"):
         mod.loop.specialize(n=-1)

@@ -15,7 +15,7 @@ from ..compiler.ir import Var
 from ..compiler.module import canonical, lowered
 from ..compiler.primitive import suggest
 from ..compiler.split import split_adjoint
-from ..compiler.types import TensorType
+from ..compiler.types import TensorType, as_dim
 from ..compiler.gc_pause import paused_gc
 from ..errors import InputError, LagradError
 from . import binding
@@ -201,11 +201,19 @@ class Function:
     def specialize(self, **dims) -> "Function":
         """The same model with some dimensions fixed (needed to print a model whose loop
         counts are dimensions)."""
-        for k, v in dims.items():            # names the model lacks are ignored (--dims for a file)
+        known = self.dim_names()
+        for k, v in dims.items():
+            if k not in known:
+                raise InputError(f"`{self.name}` has no dimension `{k}`" + (suggest(k, sorted(known)) or
+                                 f" (its dimensions: {', '.join(sorted(known)) or 'none'})"))
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
                 raise InputError(f"dimension `{k}` must be a positive integer, got {v!r}")
         return Function(self._ctx, self.name, {**self._fixed, **{k: int(v) for k, v in dims.items()}},
                         check_finite=self.check_finite)
+
+    def dim_names(self) -> set:
+        """The model's dimension names: the symbols in its arguments' shapes."""
+        return {x.name for _, t in self.params for d in getattr(t, "shape", ()) for x in as_dim(d).free_symbols}
 
     def _bind(self, args, kwargs):
         """(arrays, dims): the arguments checked against the signature (binding.bind)."""
