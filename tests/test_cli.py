@@ -122,6 +122,14 @@ def test_check_samples_one_matrix_for_both_lyap_and_dlyap():
     assert rows[0].domain == "stable-contractive" and all(r.ok for r in rows), rows
 
 
+def test_check_samples_sqrt_log_and_pow_arguments_positive():
+    import lagrad as lg
+    from lagrad.runtime.check import check_function
+    f = lg.loads("model std(x: f64[n]) -> f64 { return sum(sqrt(x)) + sum(log(x)) + sum(x ** 1.5) }").std
+    rows = check_function(f)
+    assert rows[0].domain == "positive" and rows[0].ok, rows
+
+
 # -- f32 models: check takes its differences in f64 (or, failing that, in f32 with an f32 step) --
 
 F32 = """model g(A: f32[n,n], b: f32[n]) -> f32 { return dot(b, solve(A, b)) }

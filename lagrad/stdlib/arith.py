@@ -89,7 +89,7 @@ def _pow_frechet(b, x, dx, y, p):
 # pow: d(a^e) = e a^(e-1) da + log(a) a^e de (the de-term 0 where a = 0)
 register(Primitive(
     "pow", jnp.power, shapes.elementwise, infix="**", math="y = a ** e",
-    codegen=_infix("**"), frechet=_pow_frechet))
+    codegen=_infix("**"), frechet=_pow_frechet, domains={0: "positive"}))   # a^e real for a > 0
 
 
 def _matmul_transpose(b, ct, x, y, p):

@@ -23,10 +23,10 @@ unary("step", lambda x: jnp.heaviside(x, 0.0), None, "y = [x > 0]", zero_tangent
 
 # exp: dy = y dx
 unary("exp", jnp.exp, lambda b, x, dx, y: y * dx, "y = eˣ")
-# log: dy = dx / x
-unary("log", jnp.log, lambda b, x, dx, y: dx / x, "y = log x")
+# log: dy = dx / x (`lagrad check` samples its argument positive)
+unary("log", jnp.log, lambda b, x, dx, y: dx / x, "y = log x", domains={0: "positive"})
 # sqrt: dy = dx / (2y)
-unary("sqrt", jnp.sqrt, lambda b, x, dx, y: dx / (2.0 * y), "y = √x")
+unary("sqrt", jnp.sqrt, lambda b, x, dx, y: dx / (2.0 * y), "y = √x", domains={0: "positive"})
 # sin: dy = cos(x) dx
 unary("sin", jnp.sin, lambda b, x, dx, y: b.cos(x) * dx, "y = sin x")
 # cos: dy = −sin(x) dx
