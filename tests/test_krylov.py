@@ -254,3 +254,14 @@ def test_the_default_tolerance_suits_float32(solver):
     np.testing.assert_allclose(x, np.linalg.solve(K, b), rtol=1e-5, atol=1e-6)
     if solver == "gmres":        # 1e-10 asked for: its true residual cannot reach it in f32 (cg's
         assert np.isnan(np.asarray(m.t(A, b))).all()      # recurrence residual keeps shrinking)
+
+
+def test_arnoldi_refuses_more_steps_than_the_vector_has_entries():
+    m = lagrad.loads("model a(A: f64[n, n], v: f64[n]) -> f64[6, 5] {\n op K(u) = A @ u\n V, H = arnoldi(K, v, 5)\n"
+                     " return H }")
+    assert np.asarray(m.a(np.eye(6) + 0.01 * np.arange(36.0).reshape(6, 6), np.ones(6))).shape == (6, 5)
+    with pytest.raises(lagrad.InputError, match="step count 5 is more than the vector's length n") as e:
+        m.a(np.eye(3), np.ones(3))
+    assert e.value.line == 3
+    with pytest.raises(lagrad.LaTypeError, match="step count 5 is more than the vector's length 3"):
+        lagrad.loads("model a(A: f64[3, 3], v: f64[3]) {\n op K(u) = A @ u\n V, H = arnoldi(K, v, 5)\n return H }")
