@@ -85,7 +85,7 @@ def test_frechet_block_in_a_file_attaches_to_a_registered_primitive():
 
 
 @pytest.mark.parametrize("kwargs,msg", [
-    (dict(name="bad name", impl=jnp.sin), "not a valid name"),
+    (dict(name="bad name", impl=jnp.sin), "not a name a .la file can call"),
     (dict(name="solve", impl=jnp.sin), "standard-library"),
     (dict(name="okname", impl=3), "must be a function"),
     (dict(name="okname", impl=jnp.sin, frechet=lambda x: x), "must take"),
@@ -171,3 +171,16 @@ def test_a_result_size_that_is_no_polynomial_asks_for_a_shape_rule():
                      shape=lambda t: TensorType(t.dtype, (t.shape[0] // 2,)))
     f = lagrad.loads("model f(a: f64[n]) -> f64 { return sum(first_half(a)) }").f
     np.testing.assert_allclose(f(np.arange(5.0)), 1.0)
+
+
+def test_registration_and_result_structure_mistakes_are_lagrad_errors():
+    with pytest.raises(lagrad.RuleError, match="keyword"):
+        lagrad.primitive("model", lambda a: a)
+    with pytest.raises(lagrad.RuleError, match=r"linear_in lists argument position\(s\) \[3\]"):
+        lagrad.primitive("lin_out_of_range", lambda a: 2 * a, linear_in=(3,))
+    lagrad.primitive("two_results_one_declared", lambda a: (a, a))
+    with pytest.raises(lagrad.LaTypeError, match="returns 2 arrays, but the primitive is registered with nout=1"):
+        lagrad.loads("model f(x: f64[n]) -> f64 { return sum(two_results_one_declared(x)) }")
+    lagrad.primitive("dict_result", lambda a: {"a": a})
+    with pytest.raises(lagrad.LaTypeError, match="returns a dict"):
+        lagrad.loads("model f(x: f64[n]) -> f64 { return sum(dict_result(x)) }")

@@ -92,6 +92,8 @@ class _Probe:
             raise ShapeError(f"the implementation fails on arguments of types {', '.join(map(str, self.types))}"
                              f"{at}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
         outs = tuple(out) if isinstance(out, (tuple, list)) else (out,)
+        if not all(isinstance(o, jax.ShapeDtypeStruct) for o in outs):
+            return outs                       # not arrays: the rule says so (eval_shape_rule)
         first = self.memo.get(self.base, outs)
         if [len(o.shape) for o in outs] != [len(o.shape) for o in first]:
             # the number or ranks of the results must not depend on the sizes
@@ -162,6 +164,12 @@ def eval_shape_rule(impl, nout, name="primitive"):
             return e
 
         outs = probe.at(probe.base)
+        kinds = [type(o).__name__ for o in outs if not isinstance(o, jax.ShapeDtypeStruct)]
+        if kinds or len(outs) != nout:
+            got = f"a {kinds[0]}" if kinds else f"{len(outs)} arrays"
+            raise ShapeError(f"`{name}`: the implementation returns {got}, but the primitive is registered "
+                             f"with nout={nout}: return {'one array' if nout == 1 else f'a tuple of {nout} arrays'}"
+                             f" (or pass nout=, or shape=, to lagrad.primitive)")
         res = [_from_struct(s, lambda a, d, o=o: dim(o, a, d)) for o, s in enumerate(outs)]
         return res if nout != 1 else res[0]
     return rule
@@ -206,8 +214,10 @@ def _check_rule_fn(fn, what, name):
 
 def make_user_primitive(name, impl, *, frechet=None, transpose=None, linear_in=(), shape=None,
                         nout=1, kwargs=None, domains=None) -> Primitive:
-    if not isinstance(name, str) or not name.isidentifier():
-        raise RuleError(f"primitive name {name!r} is not a valid name")
+    from ..dsl.parser import _KEYWORDS
+    if not isinstance(name, str) or not name.isidentifier() or not name.isascii() or name in _KEYWORDS:
+        raise RuleError(f"primitive name {name!r} is not a name a .la file can call"
+                        + (" (it is a keyword)" if name in _KEYWORDS else ""))
     if not callable(impl):
         raise RuleError(f"the implementation of primitive `{name}` must be a function")
     from ..compiler.primitive import REGISTRY
@@ -225,6 +235,10 @@ def make_user_primitive(name, impl, *, frechet=None, transpose=None, linear_in=(
             hi = len(pos)
     except (TypeError, ValueError):
         pass
+    bad = [i for i in linear_in if not isinstance(i, int) or i < 0 or (hi is not None and i >= hi)]
+    if bad:
+        raise RuleError(f"`{name}`: linear_in lists argument position(s) {bad} that `{name}` does not have"
+                        + (f" (it takes {hi})" if hi is not None else ""))
     return Primitive(name, impl, rule, nout=nout, frechet=_check_rule_fn(frechet, "frechet", name),
                      transpose=_check_rule_fn(transpose, "transpose", name), linear_in=tuple(linear_in),
                      kwargs=dict(kwargs or {}), user=True, math=f"user primitive {name}",
