@@ -281,3 +281,14 @@ def test_an_elementwise_function_computes_what_its_body_says_inline(body):
     hv = m.s.hvp("x")((y,), np.ones(3))
     np.testing.assert_allclose(np.asarray(hv), np.asarray(inline.s.hvp("x")((y,), np.ones(3))), rtol=1e-12,
                                equal_nan=True)
+
+
+def test_elementwise_definitions_may_come_in_any_order_and_cannot_recurse():
+    m = lagrad.loads("elementwise g(x) = h(x) * 2\nelementwise h(x) = x * x\n"
+                     "model f(x: f64[n]) -> f64 { return sum(g(x)) }")
+    np.testing.assert_allclose(np.asarray(m.f.grad()(np.ones(3))[0]), 4.0 * np.ones(3))
+    with pytest.raises(LaTypeError, match=r"uses itself \(through g → h → g\)"):
+        lagrad.loads("elementwise g(x) = h(x)\nelementwise h(x) = g(x)\nmodel f(x: f64) -> f64 { return g(x) }")
+    with pytest.raises(LaTypeError, match="elementwise `h` takes 1 argument, got 2") as e:
+        lagrad.loads("elementwise g(x) = h(x, x)\nelementwise h(x) = x\nmodel f(x: f64) -> f64 { return g(x) }")
+    assert (e.value.line, e.value.column) == (1, 20)

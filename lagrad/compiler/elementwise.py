@@ -119,9 +119,13 @@ def to_sympy(node, param: str, ctx, source):
                     return _constant(_NUMERIC[n.func], args)
                 with sympy.evaluate(False):
                     return _FUNCS[n.func](*args)
-            other = ctx.elementwise.get(n.func) if ctx is not None else None
-            if other is not None and len(args) == 1:
-                return other.sympy_expr.subs(X, args[0])
+            other = ctx.elementwise_def(n.func) if hasattr(ctx, "elementwise_def") else \
+                (ctx.elementwise.get(n.func) if ctx is not None else None)
+            if other is not None:
+                if len(args) != 1:
+                    raise err(f"elementwise `{n.func}` takes 1 argument, got {len(args)}", n)
+                with sympy.evaluate(False):
+                    return other.sympy_expr.subs(X, args[0])
             raise LaNameError(f"unknown elementwise function `{n.func}`" +
                               suggest(n.func, list(_FUNCS) + list(getattr(ctx, "elementwise", {}))),
                               span=n.func_span or n.span, source=source)

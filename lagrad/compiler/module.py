@@ -19,6 +19,7 @@ class ModuleContext:
         self.source = mod.source
         self.path = mod.path
         self.models, self.fns, self.elementwise = {}, {}, {}
+        self._ew_pending, self._ew_defining = {}, []      # elementwise definitions not yet made
         self.dim_names = set()
         seen = {}
         for it in mod.items:
@@ -37,7 +38,28 @@ class ModuleContext:
                                       span=it.span, source=self.source)
                 self.fns[it.name] = it
             elif isinstance(it, ast.ElementwiseDef):
-                self.elementwise[it.name] = ew.define(it, self, self.source)
+                self._ew_pending[it.name] = it
+        for name in list(self._ew_pending):      # in any order: one may use another defined below it
+            self.elementwise_def(name)
+
+    def elementwise_def(self, name):
+        """The elementwise primitive `name` of this file, defined on first use (None if the file
+        has no such definition); a definition that uses itself, directly or not, is an error."""
+        if name in self.elementwise:
+            return self.elementwise[name]
+        it = self._ew_pending.get(name)
+        if it is None:
+            return None
+        if name in self._ew_defining:
+            raise LaTypeError(f"elementwise `{name}` uses itself (through "
+                              f"{' → '.join(self._ew_defining + [name])}); elementwise functions cannot recurse",
+                              span=it.span, source=self.source)
+        self._ew_defining.append(name)
+        try:
+            self.elementwise[name] = ew.define(it, self, self.source)
+        finally:
+            self._ew_defining.pop()
+        return self.elementwise[name]
 
     def _attach_frechet(self, d: ast.FrechetDef):
         p = REGISTRY.get(d.name)
