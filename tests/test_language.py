@@ -131,6 +131,8 @@ ERRORS = [
      LaTypeError, 3, 29, "at least 1"),
     ("model f(x: f64) -> f64 { return sum(eye(-1)) + x }", LaTypeError, 1, 41, "at least 1, got -1"),
     ("model f(x: f64[0]) -> f64 { return sum(x) }", LaTypeError, 1, 16, "at least 1, got 0"),
+    ("fn g(v: f32[k]) = v * 2\nmodel f(x: f64[n]) -> f64 { return sum(g(x)) }", LaTypeError, 2, 42,
+     "`g` expects f32 values, got f64[n]"),
     ("model f(x: f64) -> f64 { return x * 1_000 }", LaSyntaxError, 1, 37, "no `_` separators"),
     ("model f(x: f64) -> f64 { y = 2x\n return y }", LaSyntaxError, 1, 31, "multiply with `*`: `2 * x`"),
     ("model f(x: f64) -> f64 {\n for i in range(1, 3) { x = x * 2 }\n return x }", LaSyntaxError, 2, 18,

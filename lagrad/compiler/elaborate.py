@@ -14,7 +14,7 @@ from .builder import Builder, Val, Zero
 from .operators import OpValue
 from .primitive import REGISTRY, suggest
 from .scope import DimRef, LoopInt, Scope
-from .types import ShapeError, TensorType, as_dim, dim_eq, dim_symbol, fmt_dim
+from .types import WEAK, ShapeError, TensorType, as_dim, dim_eq, dim_symbol, fmt_dim
 
 # calls whose positional arguments are dimensions, not values
 DIM_CALLS = {"zeros": "shape", "ones": "shape", "eye": "n"}
@@ -484,6 +484,8 @@ class Elaborator:
         if t.ndim != want:
             raise self.err(LaTypeError, f"`{fn.name}` expects {ann.dtype}{'[..]' * bool(want)} with {want} "
                            f"dimension(s), got {t}", node)
+        if t.dtype not in (ann.dtype, WEAK):        # a constant (weak) fits either precision
+            raise self.err(LaTypeError, f"`{fn.name}` expects {ann.dtype} values, got {t}", node)
         for d, got in zip(ann.dims or (), t.shape):
             if isinstance(d, ast.Name):
                 prev = dimmap.get(d.id)
