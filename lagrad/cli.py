@@ -170,10 +170,17 @@ def cmd_bench(a):
     f = mod[a.model]
     dims = {**{k: 64 for k in _model_dims(f)}, **_known_dims(_dims(a.dims), [f], a.file)}
     rng = np.random.default_rng(0)
-    doms = input_domains(f.compiled(dims).canonical)
+    canon = f.compiled(dims).canonical
+    doms = input_domains(canon)
     args = [sample(rng, concrete_shape(t, dims), doms.get(n, "any")) for n, t in f.params]
-    g = f.grad()
-    runs = {"forward": lambda: f(*args), "gradient": lambda: g(*args)}
+    outs = [o.type for o in canon.outputs]
+    if len(outs) == 1 and not outs[0].shape:
+        g = f.grad()
+        runs = {"forward": lambda: f(*args), "gradient": lambda: g(*args)}
+    else:                                   # several or non-scalar results: the reverse pass of a
+        cts = [rng.standard_normal(concrete_shape(t, dims)) for t in outs]   # random cotangent
+        runs = {"forward": lambda: f(*args), "gradient": lambda: f.vjp(*args)[1](*cts)}
+        print("(several or non-scalar results: 'gradient' is the vjp with a random cotangent)")
     progress = _Progress(sys.stderr)
     first = {}
     for k, fn in runs.items():

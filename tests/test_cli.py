@@ -64,6 +64,14 @@ def test_run_with_npz(tmp_path):
     np.testing.assert_allclose(out["grad_b"], lam, rtol=1e-10)
 
 
+def test_bench_times_the_vjp_of_a_model_with_several_results(tmp_path):
+    (tmp_path / "multi.la").write_text("model g(A: f64[n, n], b: f64[n]) -> (f64[n], f64) {\n"
+                                       "    x = solve(A, b)\n    return x, sum(x)\n}\n")
+    r = lagrad("bench", "multi.la", "--model", "g", "--dims", "n=8", "--repeat", "2", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "vjp with a random cotangent" in r.stdout and "gradient/forward" in r.stdout
+
+
 def test_bench_reports_ratio():
     r = lagrad("bench", EXAMPLE, "--model", "implicit_solve", "--dims", "n=8", "--repeat", "3")
     assert r.returncode == 0, r.stderr
