@@ -45,15 +45,16 @@ def _models(mod, name):
     return [mod[name]] if name else [mod[n] for n in mod.names()]
 
 
-def _model_dims(f) -> set:
-    """The dimension names of a model: the symbols in its arguments' shapes."""
-    return f.dim_names()
+def _own_dims(dims, f) -> dict:
+    """The entries of `dims` (checked by `_known_dims`) that name a dimension of model `f`."""
+    own = f.dim_names()
+    return {n: v for n, v in dims.items() if n in own}
 
 
 def _known_dims(dims, models, file):
     """`dims` (from --dims) when each name is a dimension of one of `models`, else a LagradError
     listing their dimensions (with several models, a name any of them has is fine)."""
-    have = {f.name: _model_dims(f) for f in models}
+    have = {f.name: f.dim_names() for f in models}
     every = set().union(*have.values()) if have else set()
     unknown = [k for k in dims if k not in every]
     if unknown:
@@ -91,7 +92,7 @@ def cmd_show(a):
     dims = _known_dims(_dims(a.dims), models, a.file)
     for k, f in enumerate(models):
         if dims:
-            f = f.specialize(**{n: v for n, v in dims.items() if n in _model_dims(f)})
+            f = f.specialize(**_own_dims(dims, f))
         wrt = a.wrt.split(",") if a.wrt else None
         prog = f.adjoint(wrt) if a.adjoint else f.tangent(wrt) if a.tangent else f.program
         if a.render:
@@ -115,8 +116,7 @@ def cmd_check(a):
     dims = _known_dims(_dims(a.dims), models, a.file)
     rows = []
     for f in models:
-        own = _model_dims(f)
-        rows += check_function(f, {n: v for n, v in dims.items() if n in own}, seed=a.seed)
+        rows += check_function(f, _own_dims(dims, f), seed=a.seed)
     print(format_rows(rows))
     bad = [r for r in rows if not r.ok]
     print(f"\n{len(rows) - len(bad)} of {len(rows)} inputs agree with finite differences"
@@ -168,7 +168,7 @@ def cmd_bench(a):
         raise LagradError(f"--repeat must be at least 1, got {a.repeat}")
     mod = _load(a.file)
     f = mod[a.model]
-    dims = {**{k: 64 for k in _model_dims(f)}, **_known_dims(_dims(a.dims), [f], a.file)}
+    dims = {**{k: 64 for k in f.dim_names()}, **_known_dims(_dims(a.dims), [f], a.file)}
     rng = np.random.default_rng(0)
     canon = f.compiled(dims).canonical
     doms = input_domains(canon)

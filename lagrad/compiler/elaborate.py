@@ -312,27 +312,27 @@ class Elaborator:
             else:
                 needs = [item[1], item[2] - item[1], d - item[2]]
             for c in needs:
-                c = sympy.expand(c)
-                fixed = {x: self.bindings[x.name] for x in c.free_symbols if x.name in self.used_bindings}
-                if fixed:           # a loop count, already fixed for this elaboration: `Y[t, :]` in
-                    c = sympy.sympify(c.xreplace(fixed))   # `for t in range(T)`: checked now, not per call
-                if c.is_number:
-                    if c < 0:
-                        raise self.size_err(f"index out of range for a dimension of size {d}", node)
-                elif not c.is_nonnegative:
-                    self.dim_checks.append((c, node.span, "this index is out of range"))
+                self.require_nonnegative(c, node, f"index out of range for a dimension of size {d}",
+                                         "this index is out of range")
 
     def _size_at_least_one(self, d, who, node):
-        """A size written with dimensions (`zeros(n - 5)`) is ≥ 1, like every argument's dimension:
-        checked now when it is a number, else for the sizes of each call."""
-        c = sympy.expand(d - 1)
+        """A size written with dimensions (`zeros(n - 5)`) is ≥ 1, like every argument's dimension."""
+        self.require_nonnegative(d - 1, node, f"`{who}` needs sizes of at least 1, got {d}",
+                                 f"`{who}` gets the size {d}, which must be at least 1")
+
+    def require_nonnegative(self, c, node, now: str, per_call: str):
+        """A dimension expression that must be ≥ 0: checked now when it is a number (loop counts
+        fixed for this elaboration substituted: `Y[t, :]` in `for t in range(T)`), with the
+        error `now`; else for the sizes of each call, with `per_call` (binding.check_dims)."""
+        c = sympy.expand(c)
         fixed = {x: self.bindings[x.name] for x in c.free_symbols if x.name in self.used_bindings}
-        c = sympy.sympify(c.xreplace(fixed)) if fixed else c
+        if fixed:
+            c = sympy.sympify(c.xreplace(fixed))
         if c.is_number:
             if c < 0:
-                raise self.size_err(f"`{who}` needs sizes of at least 1, got {d}", node)
+                raise self.size_err(now, node)
         elif not c.is_nonnegative:
-            self.dim_checks.append((c, node.span, f"`{who}` gets the size {d}, which must be at least 1"))
+            self.dim_checks.append((c, node.span, per_call))
 
     def _bound(self, item, d, scope, node, slice_=False):
         try:

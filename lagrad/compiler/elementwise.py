@@ -119,8 +119,7 @@ def to_sympy(node, param: str, ctx, source):
                     return _constant(_NUMERIC[n.func], args)
                 with sympy.evaluate(False):
                     return _FUNCS[n.func](*args)
-            other = ctx.elementwise_def(n.func) if hasattr(ctx, "elementwise_def") else \
-                (ctx.elementwise.get(n.func) if ctx is not None else None)
+            other = ctx.elementwise_def(n.func)
             if other is not None:
                 if len(args) != 1:
                     raise err(f"elementwise `{n.func}` takes 1 argument, got {len(args)}", n)

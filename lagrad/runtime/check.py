@@ -164,15 +164,14 @@ def _widened(c, args, n_out):
 
     import jax
 
-    from .codegen import function_name, generate_source
+    from .codegen import generate_source
+    from .lower import to_callable
     try:
         prog = c.primal()
         src = generate_source(prog, with_comments=False)
         src = re.sub(r"\bjnp\.float32\b", "jnp.float64", src)
         src = re.sub(r"""(['"])f32\1""", r"\1f64\1", src)      # dtype="f32" parameters
-        namespace: dict = {"__name__": f"lagrad_check_f64_{prog.name}"}
-        exec(compile(src, f"<lagrad check f64 {prog.name}>", "exec"), namespace)
-        plain = namespace[function_name(prog)]
+        plain = to_callable(prog, src)
         if not _computes_in_f64(jax.make_jaxpr(plain)(*args)):
             return None
         primal = jax.jit(plain)

@@ -111,7 +111,8 @@ def eqn_source(e, names, ops=None) -> str:
     p = get(e.prim)
     args = [names(a) for a in e.inputs]
     if args and all(isinstance(a, Lit) for a in e.inputs):
-        # constants only: a weakly typed JAX scalar, so the operation has JAX's IEEE semantics
+        # constants only (the builder folds its own arithmetic; this covers equations made
+        # without it): a weakly typed JAX scalar, so the operation has JAX's IEEE semantics
         # (1/0 = inf, (−8)^(1/3) = nan) and not Python's (ZeroDivisionError, a complex number)
         args[0] = f"jnp.asarray({args[0]})"
     params = e.param_dict
@@ -195,11 +196,9 @@ def _function_lines(prog: Program, fname: str, ops: dict, with_comments: bool, t
     outs = ", ".join(names(o) for o in prog.outputs)
     body.append(f"return ({outs},)" if len(prog.outputs) == 1 or tuple_out and outs
                 else f"return ({outs})")
-    if runs:
-        body = reroll.drop_unused(body)
     if runs:            # a scan body indexes the inputs with a traced counter: NumPy arrays given
         body = [f"{names(v)} = jnp.asarray({names(v)})" for v in prog.inputs   # to the source as
-                if isinstance(v.type, TensorType) and v.type.shape] + body     # printed need converting
+                if isinstance(v.type, TensorType) and v.type.shape] + reroll.drop_unused(body)   # printed: converted
     out.extend("    " + l for l in body)
     return out
 

@@ -7,9 +7,10 @@ from ..compiler.ir import Program
 from .codegen import function_name, generate_source
 
 
-def to_callable(prog: Program):
-    """The plain (un-jitted) Python function of the program; returns a tuple of outputs."""
-    src = generate_source(prog)
+def to_callable(prog: Program, src: str | None = None):
+    """The plain (un-jitted) Python function of the program (from `src`, its generated source
+    as given, else generated here); returns a tuple of outputs."""
+    src = generate_source(prog) if src is None else src
     namespace: dict = {"__name__": f"lagrad_generated_{prog.name}"}
     code = compile(src, f"<lagrad {prog.kind} {prog.name}>", "exec")
     exec(code, namespace)

@@ -11,8 +11,6 @@ subspace, H[j+1, j] = 0) the derivative is not defined.
 """
 from __future__ import annotations
 
-import sympy
-
 from ..compiler.operators import MACROS
 from ..errors import LaTypeError
 
@@ -35,13 +33,9 @@ class Arnoldi:
         if not 1 <= k <= MAX_STEPS:
             raise el.err(LaTypeError, f"arnoldi: the step count must be between 1 and {MAX_STEPS}, got {k}",
                          node.args[2])
-        room = sympy.expand(v.type.shape[0] - k)         # k ≤ n: past n steps the basis breaks down
-        if room.is_number and room < 0:
-            raise el.size_err(f"arnoldi: the step count {k} is more than the vector's length "
-                              f"{v.type.shape[0]}", node.args[2])
-        if not room.is_number and not room.is_nonnegative:
-            el.dim_checks.append((room, node.args[2].span, f"arnoldi's step count {k} is more than the "
-                                  f"vector's length {v.type.shape[0]}"))
+        n = v.type.shape[0]                              # k ≤ n: past n steps the basis breaks down
+        el.require_nonnegative(n - k, node.args[2], f"arnoldi: the step count {k} is more than the vector's "
+                               f"length {n}", f"arnoldi's step count {k} is more than the vector's length {n}")
         K = operator_value(el, node.args[0], scope, "the first argument of `arnoldi`")
         K.instance(el, v.type, node)                     # checks linearity (and the shape below)
         el.b.span = node.span
