@@ -84,6 +84,30 @@ def test_frechet_block_in_a_file_attaches_to_a_registered_primitive():
     np.testing.assert_allclose(f.grad("x")(x), 3 * x ** 2, rtol=1e-12)
 
 
+def test_frechet_block_in_a_file_calls_that_files_fn_and_elementwise():
+    # d tanh(x) = (1 − tanh²x) dx, with the derivative written as the file's own definitions
+    lagrad.primitive("file_tanh", jnp.tanh)
+    f = lagrad.loads("frechet file_tanh(x) -> y { dy = scale(sech2(x), dx) }\n"
+                     "elementwise sech2(x) = 1 - tanh(x)**2\n"
+                     "fn scale(a, b) = a * b\n"
+                     "model f(x: f64[n]) -> f64 { return sum(file_tanh(x) ** 2) }").f
+    x = rng.standard_normal(5)
+    g = jax.grad(lambda x: jnp.sum(jnp.tanh(x) ** 2))
+    np.testing.assert_allclose(f.grad("x")(x), g(x), rtol=1e-12)
+    v = rng.standard_normal(5)           # second order through the file's elementwise derivative
+    np.testing.assert_allclose(f.hvp("x")((x,), v), jax.jvp(g, (x,), (v,))[1], rtol=1e-10)
+    # a rule given to lagrad.primitive as text sees only primitives
+    lagrad.primitive("text_tanh", jnp.tanh, frechet="frechet text_tanh(x) -> y { dy = sech2(x) * dx }")
+    with pytest.raises(lagrad.LaNameError, match="sech2"):
+        lagrad.loads("elementwise sech2(x) = 1 - tanh(x)**2\n"
+                     "model f(x: f64[n]) -> f64 { return sum(text_tanh(x)) }").f.grad("x")(x)
+    lagrad.primitive("dim_sum", jnp.sum)
+    with pytest.raises(lagrad.LaNameError, match="names no dimensions") as e:
+        lagrad.loads("frechet dim_sum(x) -> y { dy = dot(ones(n), dx) }\n"
+                     "model f(x: f64[n]) -> f64 { return dim_sum(x) }").f.grad("x")(x)
+    assert (e.value.line, e.value.column) == (1, 41)
+
+
 @pytest.mark.parametrize("kwargs,msg", [
     (dict(name="bad name", impl=jnp.sin), "not a name a .la file can call"),
     (dict(name="solve", impl=jnp.sin), "standard-library"),

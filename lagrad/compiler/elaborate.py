@@ -136,8 +136,9 @@ class Elaborator:
             if isinstance(v, LoopInt):
                 return sympy.Integer(v.value)
             if v is None:
-                raise self.err(LaNameError, f"unknown dimension `{node.id}`" +
-                               suggest(node.id, self._dim_names(scope)), node)
+                hint = ("; a frechet block names no dimensions: build sizes from its arguments "
+                        "(`x * 0 + 1` for ones)") if self.inherit is not None else suggest(node.id, self._dim_names(scope))
+                raise self.err(LaNameError, f"unknown dimension `{node.id}`" + hint, node)
             raise self.err(LaTypeError, f"`{node.id}` is a value, not an integer or a dimension", node)
         raise self.err(LaTypeError, "expected an integer or a dimension expression (integers, "
                        "dimension names, + - *)", node)

@@ -14,20 +14,25 @@ from .types import TensorType, promote, shape_eq
 
 
 class RuleContext:
-    """The module context of a rule body: only primitives are callable."""
+    """The module context of a rule body: primitives, and for a block written in a `.la` file
+    that file's `fn` and `elementwise` definitions (`module`, its ModuleContext)."""
 
-    def __init__(self, source, path):
+    def __init__(self, source, path, module=None):
         self.source = source
         self.path = path
+        self.module = module
         self.dim_names = set()
 
     def lookup_callable(self, name):
-        from .primitive import REGISTRY
+        m = self.module
+        if m is not None and (name in m.fns or m.elementwise_def(name) is not None):
+            return m.lookup_callable(name)
         return REGISTRY.get(name)
 
     def callable_names(self):
         from .primitive import public_names
-        return public_names()
+        m = self.module
+        return (list(m.fns) + list(m.elementwise) if m is not None else []) + public_names()
 
     def globals_scope(self):
         return Scope({})
@@ -64,7 +69,7 @@ def compile_frechet_text(p):
     d = parse_frechet(p)
     source = p.frechet if isinstance(p.frechet, str) else getattr(p, "frechet_source", "")
     check_signature(p, d, source)
-    ctx = RuleContext(source, d.span.path)
+    ctx = RuleContext(source, d.span.path, getattr(p, "frechet_module", None) if p.frechet is d else None)
 
     def elaborate(b, x, dx, y, params):
         from .elaborate import Elaborator

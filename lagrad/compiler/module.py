@@ -73,6 +73,7 @@ class ModuleContext:
                             span=d.span, source=self.source)
         p.frechet = d
         p.frechet_source = self.source
+        p.frechet_module = self         # the block may call this file's fn and elementwise definitions
         p._compiled_frechet = None
 
     # -- what the elaborator asks ----------------------------------------------------------
