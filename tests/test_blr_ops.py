@@ -132,8 +132,26 @@ def test_blr_errors():
         lagrad.loads("model f(A: f64[n, n]) -> f64[n, n] { return dense(A) }").f.program
     with pytest.raises(lagrad.LagradError, match="blr"):
         lagrad.loads("model f(D: f64[p, b, b], U: f64[p, p, b, r]) -> f64 {\n P = blr(D, U)\n return 1.0 }").f.program
-    with pytest.raises(lagrad.LagradError, match="does not split into blocks of size 4"):
-        lagrad.loads("model f(A: f64[n, n]) -> f64[n, n] { return dense(block_jacobi(A, block=4)) }").f(np.eye(6))
+    # a size that must divide is checked per call and points at the call that needs it
+    bj = lagrad.loads("model f(A: f64[n, n]) -> f64[n, n] {\n return dense(block_jacobi(A, block=4)) }").f
+    with pytest.raises(lagrad.InputError, match="n = 6; it needs n to be a multiple of 4") as info:
+        bj(np.eye(6))
+    assert (info.value.line, info.value.column) == (2, 15) and "`block_jacobi` makes a size of n/4" in str(info.value)
+    np.testing.assert_allclose(bj(2 * np.eye(8)), 0.5 * np.eye(8))
+    comp = lagrad.loads("model f(A: f64[n, n]) -> f64 {\n D, U, V = blr_compress(A, block=3, rank=1)\n"
+                        " return sum(D) }").f
+    with pytest.raises(lagrad.InputError, match="multiple of 3") as info:
+        comp(np.eye(4))
+    assert (info.value.line, info.value.column) == (2, 12)
     with pytest.raises(lagrad.LagradError) as info:
         lagrad.loads("model f(A: f64[n, n]) -> f64 {\n return sum(dense(A)) }", name="d.la").f.program
     assert (info.value.line, info.value.column) == (2, 19)
+
+
+def test_check_picks_default_sizes_the_blocks_divide():
+    from lagrad.runtime.check import check_function
+    f = lagrad.loads("model f(A: f64[n, n], x: f64[n]) -> f64 { return sum(block_jacobi(A, block=6) @ x) }").f
+    rows = check_function(f)                 # the default n = 4 becomes 12, a multiple of 6
+    assert rows and all(r.ok for r in rows)
+    with pytest.raises(lagrad.InputError, match="multiple of 6"):
+        check_function(f, dims={"n": 8})     # a size the user gives stays

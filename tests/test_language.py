@@ -23,6 +23,8 @@ RESULTS = [
     ("model f(A: f64[n, n], x: f64[n]) -> f64[n] { return A @ x }", (A3, v3), lambda A, x: A @ x),
     ("model f(A: f64[n, n], x: f64[n]) -> f64[n] { return x @ A }", (A3, v3), lambda A, x: x @ A),
     ("model f(x: f64[n]) -> f64 { return x @ x }", (v3,), lambda x: x @ x),
+    ("model f(A: f64[n, n], x: f64[n]) -> f64[n] { return block_jacobi(A, block=1) @ x }",   # applied in place
+     (A3 + 3 * np.eye(3), v3), lambda A, x: x / np.diag(A)),
     ("model f(x: f64[n]) -> f64 { return -x[0] ** 2 }", (v3,), lambda x: -x[0] ** 2),
     ("model f(x: f64) -> f64 { return 2 ** 3 ** 2 * x }", (1.5,), lambda x: 2 ** 9 * x),
     ("model f(x: f64) -> f64 { return 1 - 2 - x }", (1.5,), lambda x: 1 - 2 - x),
@@ -87,7 +89,7 @@ def test_results(src, args, expected):
 
 # (source, error class, line, column, message substring)
 ERRORS = [
-    ("model f(A: f64[n, n], x: f64[n]) -> f64 {\n  return sum(block_jacobi(A, block=1) @ x) }", LaTypeError, 2, 14,
+    ("model f(A: f64[n, n], x: f64[n]) -> f64 {\n  return sum(block_jacobi(A, block=1) * x) }", LaTypeError, 2, 14,
      "`block_jacobi(...)` is an operator, not an array"),
     ("model f(A: f64[n, n]) -> f64 {\n  return sum(slove(A)) }", LaNameError, 2, 14, "did you mean `solve`"),
     ("model f(A: f64[n, n]) -> f64 {\n  return sum(B) }", LaNameError, 2, 14, "unknown name `B`"),

@@ -268,14 +268,15 @@ class Elaborator:
         return self.emit("neg", [x], {}, node)
 
     def e_BinOp(self, node, scope):
-        if node.op == "@" and isinstance(node.left, ast.Name):
-            op = scope.lookup(node.left.id)
-            if hasattr(op, "apply") and hasattr(op, "instance"):        # `P @ x` for an operator P
-                x = self.single(self.value(node.right, scope), node.right)
-                getattr(op, "check", op.instance)(self, x.type, node)  # an `op`: checked linear
-                return op.apply(self, x, node)
+        named = isinstance(node.left, ast.Name)
+        left = scope.lookup(node.left.id) if named else self.expr(node.left, scope)
+        if node.op == "@" and hasattr(left, "apply") and hasattr(left, "instance"):
+            # `P @ x` for an operator P (a name, or written in place: `block_jacobi(A, block=4) @ x`)
+            x = self.single(self.value(node.right, scope), node.right)
+            getattr(left, "check", left.instance)(self, x.type, node)  # an `op`: checked linear
+            return left.apply(self, x, node)
         prim = {"+": "add", "-": "sub", "*": "mul", "/": "div", "@": "matmul", "**": "pow"}[node.op]
-        l = self.single(self.value(node.left, scope), node.left)
+        l = self.single(self.value(node.left, scope) if named else self.as_value(left, node.left), node.left)
         r = self.single(self.value(node.right, scope), node.right)
         return self.emit(prim, [l, r], {}, node)
 
@@ -440,7 +441,7 @@ class Elaborator:
     def emit(self, prim, args, params, node):
         self.b.span = node.span
         try:
-            return self.b.emit(prim, *args, **params)
+            out = self.b.emit(prim, *args, **params)
         except ShapeError as e:
             msg, head = str(e), _opname(prim)
             bare = head.strip("`")
@@ -449,6 +450,19 @@ class Elaborator:
             elif msg.startswith(f"{bare} "):                  # "hcat joins …"
                 msg = f"{head} {msg[len(bare) + 1:]}"
             raise self.err(LaTypeError, msg if msg.startswith(head) else f"{head}: {msg}", node) from None
+        self._sizes_whole(out, prim, node)
+        return out
+
+    def _sizes_whole(self, out, prim, node):
+        """A result size that is a quotient of dimensions (p = n/b blocks of `block_jacobi(A,
+        block=b)` for f64[n, n]) needs each call's sizes to divide: checked per call, here."""
+        for v in out if isinstance(out, tuple) else (out,):
+            for d in getattr(v.type, "shape", ()) if hasattr(v, "type") else ():
+                num, den = sympy.fraction(sympy.together(d))
+                if not (den.is_Integer and int(den) == 1):
+                    who = f"`{node.func}`" if isinstance(node, ast.Call) else _opname(prim)
+                    self.dim_checks.append((-sympy.Mod(num, den), node.span,
+                                            f"{who} makes a size of {d}, which must be a whole number"))
 
     # ---- helpers: fn inlining -----------------------------------------------------------------
     def inline(self, fn: ast.FnDef, node, scope):

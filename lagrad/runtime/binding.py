@@ -122,8 +122,11 @@ def check_dims(fname, checks, dims, source=None):
             continue                         # sizes not known (printing a program): nothing to check
         if int(fn(*(dims[x] for x in syms))) < 0:
             sizes = ", ".join(f"{x} = {dims[x]}" for x in syms)
+            need = f"{expr} >= 0"
+            if isinstance(-expr, sympy.Mod):          # -Mod(a, b) >= 0: b divides a
+                need = f"{(-expr).args[0]} to be a multiple of {(-expr).args[1]}"
             raise InputError(f"`{fname}`: {what} for the arguments' sizes ({sizes}; it needs "
-                             f"{expr} >= 0)", span=span, source=source)
+                             f"{need})", span=span, source=source)
 
 
 def finite_check(what, a):

@@ -90,10 +90,11 @@ def dim_bindings(prog: Program, names) -> list:
                 continue
             s = free[0]
             coeff, rest = d.coeff(s), sympy.expand(d - d.coeff(s) * s)
-            if not (coeff.is_Integer and coeff > 0) or rest.has(s):
+            if not (coeff.is_Rational and coeff > 0) or rest.has(s) or not (coeff.is_Integer or rest == 0):
                 continue
-            bound.add(s.name)
-            lines.append(f"{s.name} = ({names(v)}.shape[{k}] - ({py_expr(rest)})) // {int(coeff)}")
+            bound.add(s.name)                   # n from [n/6, 6, 6]: n = shape * 6 // 1
+            times = f" * {coeff.q}" if coeff.q != 1 else ""
+            lines.append(f"{s.name} = ({names(v)}.shape[{k}] - ({py_expr(rest)})){times} // {coeff.p}")
             progress = True
     missing = needed - bound
     if missing:

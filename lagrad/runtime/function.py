@@ -177,7 +177,9 @@ class Function:
         return f"<lagrad.Function {self.name}({sig})>"
 
     # -- compilation ------------------------------------------------------------------------
-    def compiled(self, dims=None) -> Compiled:
+    def compiled(self, dims=None, check_sizes=True) -> Compiled:
+        """The compiled programs for these dimension sizes (`check_sizes`: raise the InputError
+        of a size check the sizes fail, see Elaborator.require_nonnegative)."""
         for k, v in self._fixed.items():
             if dims and k in dims and dims[k] != v:
                 raise InputError(f"`{self.name}` is specialized to {k} = {v}, but the arguments give "
@@ -188,14 +190,16 @@ class Function:
                 key = tuple(sorted((k, dims[k]) for k in self._loop_dims if k in dims))
                 if key in self._cache:
                     c = self._cache[key]
-                    binding.check_dims(self.name, c.dim_checks, dims, self._ctx.source)
+                    if check_sizes:
+                        binding.check_dims(self.name, c.dim_checks, dims, self._ctx.source)
                     return c
             with paused_gc():
                 prog, used = self._ctx.elaborate(self.name, dims)
                 self._loop_dims = set(used)
                 key = tuple(sorted(used.items()))
                 c = self._cache.setdefault(key, Compiled(prog))
-        binding.check_dims(self.name, c.dim_checks, dims, self._ctx.source)
+        if check_sizes:
+            binding.check_dims(self.name, c.dim_checks, dims, self._ctx.source)
         return c
 
     def specialize(self, **dims) -> "Function":
