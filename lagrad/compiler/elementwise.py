@@ -8,7 +8,8 @@ written in a model would: sympy would otherwise rewrite ``sqrt(x) ** 2`` to ``x`
 float64 with IEEE results (``1 / 0`` is inf, ``sqrt(-1.0)`` NaN), as in a model. ``softplus`` and
 ``sigmoid`` are functions of their own that lower to JAX's stable ones; the derivatives of
 ``abs``, ``relu``, ``maximum`` and ``minimum`` are those of the standard library (0 at the kink;
-the second derivative 0: no Dirac delta)."""
+the second derivative 0: no Dirac delta). sympy.diff simplifies, so a derivative is made NaN
+wherever the body is NaN (outside its domain), as the function is."""
 from __future__ import annotations
 
 import hashlib
@@ -133,30 +134,40 @@ def to_sympy(node, param: str, ctx, source):
     return go(node)
 
 
-def _lambdify(expr):
+def _lambdify(expr, body=None):
+    """JAX function of `expr`; with `body` (a derivative's function), NaN wherever the body is
+    NaN: sympy.diff simplifies (d/dx sqrt(x)² = 1), so the derivative would be finite outside
+    the body's domain (x < 0), where the function is NaN and JAX's derivative is NaN too."""
     f = sympy.lambdify(X, expr, modules=_MODULES)
-    return lambda x: f(x) + jnp.zeros_like(x)
+    if body is None:
+        return lambda x: f(x) + jnp.zeros_like(x)
+    g = sympy.lambdify(X, body, modules=_MODULES)
+    return lambda x: jnp.where(jnp.isnan(g(x) + jnp.zeros_like(x)), jnp.nan, f(x) + jnp.zeros_like(x))
 
 
-def _key(name: str, expr) -> str:
-    """Registry key of an elementwise function: its name and a digest of its expression, so
-    two modules defining the same name differently never see each other's definition."""
-    digest = hashlib.sha1(sympy.srepr(expr).encode()).hexdigest()[:10]
+def _key(name: str, expr, body=None) -> str:
+    """Registry key of an elementwise function: its name and a digest of its expression (and
+    of the body it is a derivative of), so two modules defining the same name differently
+    never see each other's definition."""
+    text = sympy.srepr(expr) + ("" if body is None else "|" + sympy.srepr(body))
+    digest = hashlib.sha1(text.encode()).hexdigest()[:10]
     return f"{name}__ew{digest}"
 
 
-def make_elementwise(name: str, expr: sympy.Expr, math: str = "") -> Primitive:
-    """Register the elementwise primitive computing `expr` (in the symbol X), printed `name`."""
-    key = _key(name, expr)
+def make_elementwise(name: str, expr: sympy.Expr, math: str = "", body=None) -> Primitive:
+    """Register the elementwise primitive computing `expr` (in the symbol X), printed `name`;
+    `body`: the function `expr` is a derivative of (its values are NaN where the body's are)."""
+    key = _key(name, expr, body)
     if key in REGISTRY:
         return REGISTRY[key]
     dname = "d_" + name
+    base = expr if body is None else body
 
     def frechet(b, x, dx, y, params):
-        d = make_elementwise(dname, sympy.diff(expr, X), f"d/dx of {name}")
+        d = make_elementwise(dname, sympy.diff(expr, X), f"d/dx of {name}", body=base)
         return b.emit(d.name, x[0]) * dx[0]
 
-    p = Primitive(key, _lambdify(expr), _same_shape, frechet=frechet, user=True, internal=True,
+    p = Primitive(key, _lambdify(expr, body), _same_shape, frechet=frechet, user=True, internal=True,
                   display=name, math=math or f"y = {sympy.sstr(expr)}", min_args=1, max_args=1)
     p.sympy_expr = expr
     return register(p)
