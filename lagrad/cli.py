@@ -87,13 +87,16 @@ def _write(path, data: bytes | None = None, save=None):
 
 
 def cmd_show(a):
+    if a.wrt is not None and not (a.adjoint or a.tangent):
+        raise LagradError("--wrt chooses the inputs of the adjoint or tangent program: "
+                          "add --adjoint or --tangent")
     mod = _load(a.file)
     models = _models(mod, a.model)
     dims = _known_dims(_dims(a.dims), models, a.file)
     for k, f in enumerate(models):
         if dims:
             f = f.specialize(**_own_dims(dims, f))
-        wrt = a.wrt.split(",") if a.wrt else None
+        wrt = [w.strip() for w in a.wrt.split(",")] if a.wrt is not None else None
         prog = f.adjoint(wrt) if a.adjoint else f.tangent(wrt) if a.tangent else f.program
         if a.render:
             from .compiler.graph import render
@@ -144,13 +147,16 @@ def cmd_run(a):
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         why = getattr(e, "strerror", None) or str(e) or type(e).__name__
         raise LagradError(f"cannot read the inputs {a.inputs}: {why}") from None
-    if a.grad:
+    if a.grad is not None:
         names = [n.strip() for n in a.grad.split(",")]
+        if not all(names):
+            raise LagradError(f"--grad {a.grad!r}: give the input names to differentiate, "
+                              f"separated by commas (--grad x,y)")
         f.grad(names)                          # unknown names fail here, before any work
     out = f(**kwargs)
     outs = out if isinstance(out, tuple) else (out,)
     result = {f"out{k}" if len(outs) > 1 else "out": np.asarray(o) for k, o in enumerate(outs)}
-    if a.grad:
+    if a.grad is not None:
         g = f.grad(names)(**kwargs)
         result.update({f"grad_{n}": np.asarray(x) for n, x in zip(names, g)})
     if a.out:

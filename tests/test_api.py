@@ -178,6 +178,22 @@ def test_unknown_model_suggests(mod):
         mod.ftets
 
 
+def test_module_is_a_collection_of_its_models_and_signatures_show_parameters():
+    import inspect
+    m = lagrad.loads("model a(x: f64) -> f64 { return x }\nmodel b(y: f64, z: f64) -> f64 { return y * z }")
+    assert len(m) == 2 and list(m) == ["a", "b"] and "b" in m and "c" not in m
+    assert str(inspect.signature(m.b)) == "(y, z)" == str(inspect.signature(m.b.grad("y")))
+    assert str(inspect.signature(m.b.value_and_grad())) == "(y, z)"
+
+
+def test_names_that_differ_only_in_case_are_suggested():
+    f = lagrad.loads("model f(x: f64, A: f64[n]) -> f64 { return x * sum(A) }").f
+    with pytest.raises(LagradError, match="no argument `X` to differentiate with respect to; did you mean `x`"):
+        f.grad("X")(1.0, np.ones(2))
+    with pytest.raises(lagrad.InputError, match="no argument `a`; did you mean `A`"):
+        f(1.0, a=np.ones(2))
+
+
 def test_hvp_forward_over_reverse():
     src = "model h(A: f64[n, n], b: f64[n]) -> f64 { x = solve(A, b); return dot(x, x) + logdet(A) }"
     f = lagrad.loads(src).h

@@ -105,6 +105,7 @@ def test_debug_shows_traceback(tmp_path):
     (("show", "missing.la"), "cannot read"),
     (("show", EXAMPLE, "--model", "nosuch"), "no model `nosuch`"),
     (("show", EXAMPLE, "--adjoint", "--wrt", "q"), "no argument `q`"),
+    (("show", EXAMPLE, "--wrt", "x"), "add --adjoint or --tangent"),
 ])
 def test_other_user_errors_exit_2(args, msg):
     r = lagrad(*args)
@@ -119,6 +120,22 @@ def test_check_reports_a_wrong_rule():
     f = lg.loads("model f(x: f64[n]) -> f64 { return sum(wrong_sin(x)) }").f
     rows = check_function(f)
     assert not rows[0].ok and rows[0].adjoint_err > 0.1
+
+
+def test_check_holds_stop_gradient_and_blr_compress_fixed():
+    """Their derivative is zero by definition: the differences keep their results fixed too (the
+    check said NO on these correct models), and a wrong rule beside them is still caught."""
+    import lagrad as lg
+    from lagrad.runtime.check import check_function
+    m = lg.loads("model sg(x: f64[n]) -> f64 { return sum(stop_gradient(x) * x) }\n"
+                 "model bc(A: f64[n, n], x: f64[n]) -> f64 {\n D, U, V = blr_compress(A, block=2, rank=1)\n"
+                 " return sum((blr(D, U, V) @ x) ** 2) }")
+    rows = check_function(m.sg) + check_function(m.bc)
+    assert all(r.ok for r in rows) and abs(rows[0].fd) > 1e-3 and abs(rows[2].fd) > 1e-3
+    lg.primitive("wrong_sin2", lambda x: __import__("jax").numpy.sin(x),
+                 frechet="frechet wrong_sin2(x) -> y { dy = -cos(x) * dx }")
+    f = lg.loads("model f(x: f64[n]) -> f64 { return sum(wrong_sin2(x) * stop_gradient(x)) }").f
+    assert not check_function(f)[0].ok
 
 
 def test_check_samples_one_matrix_for_both_lyap_and_dlyap():
@@ -314,6 +331,7 @@ def test_run_input_errors_exit_2(tmp_path, capsys):
         (("nosuch.npz",), "cannot read the inputs"),
         ((".",), "cannot read the inputs"),
         (("in.npz", "--grad", "q"), "no argument `q`"),
+        (("in.npz", "--grad", ""), "give the input names to differentiate"),
         (("in.npz", "--out", "."), "cannot write"),
         (("in.npz", "--out", "nodir/x.npz"), "cannot write"),
     ]

@@ -184,3 +184,27 @@ def test_every_printed_line_says_where_it_comes_from():
     assert lines and all("# from z.la:1" in l or "# zero: no dependence" in l for l in lines), lines
     assert any(l.strip().startswith("W_bar") and "# zero: no dependence" in l for l in lines)
     assert str(lagrad.loads("model m() -> f64 { return 1.0 }").m.adjoint()).endswith("return ()")
+
+
+def test_to_python_of_elementwise_functions_runs_in_another_process(tmp_path):
+    """The generated source registers the file's elementwise functions (and their derivatives)
+    itself, so it runs where the module was never loaded; a user primitive is named in a note."""
+    m = lagrad.loads("elementwise soft(x) = x / (1 + abs(x)) + celu(x) * sigmoid(x)\n"
+                     "elementwise sq(x) = sqrt(x) ** 2\n"
+                     "model f(x: f64[n]) -> f64 { return sum(soft(x) * sq(x)) }")
+    x = np.array([0.5, -1.5, 2.0])
+    cases = {"primal": (m.f.program, "(x,)", m.f(x)), "adjoint": (m.f.adjoint(), "(x, 1.0)", m.f.grad()(x)[0]),
+             "tangent": (m.f.tangent(), "(x, np.ones(3))", m.f.jvp((x,), (np.ones(3),))[1])}
+    for kind, (prog, args, want) in cases.items():
+        (tmp_path / f"{kind}.py").write_text(prog.to_python())
+        code = (f"import runpy, numpy as np\nns = runpy.run_path('{kind}.py')\nx = np.array({x.tolist()})\n"
+                f"fn = [v for k, v in ns.items() if type(v).__name__ == 'function'][-1]\n"
+                f"print(repr(np.asarray(fn(*{args})[-1]).tolist()))\n")
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                           env=dict(os.environ, PYTHONPATH=str(ROOT)), timeout=300)
+        assert r.returncode == 0, r.stderr
+        np.testing.assert_allclose(np.array(eval(r.stdout.replace("nan", "np.nan"))), np.asarray(want),
+                                   rtol=1e-14, equal_nan=True)
+    lagrad.primitive("note_me", lambda x: 2 * x)
+    assert "# needs the user primitive `note_me` registered first" in \
+        lagrad.loads("model g(x: f64[n]) -> f64[n] { return note_me(x) }").g.program.to_python()

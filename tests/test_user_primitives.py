@@ -108,6 +108,66 @@ def test_frechet_block_in_a_file_calls_that_files_fn_and_elementwise():
     assert (e.value.line, e.value.column) == (1, 41)
 
 
+def test_registering_a_name_again_leaves_modules_loaded_before_unchanged():
+    # SPEC §4: a primitive is registered "for .la files loaded afterwards"; the value, gradient
+    # and tangent of a module loaded before all keep its first definition, even those compiled
+    # after the second registration
+    x = np.array([0.1, 0.7, -1.3])
+    src = "model f(x: f64[n]) -> f64 { return sum(again(x) * again(x)) }"
+    lagrad.primitive("again", lambda x: 2 * x, frechet="frechet again(x) -> y { dy = 2 * dx }")
+    old = lagrad.loads(src, name="again.la").f
+    assert float(old(x)) == pytest.approx(4 * np.sum(x * x))
+    lagrad.primitive("again", lambda x: 5 * x, frechet="frechet again(x) -> y { dy = 5 * dx }")
+    new = lagrad.loads(src, name="again.la").f
+    for f, c in ((old, 2.0), (new, 5.0)):
+        v, g = f.value_and_grad("x")(x)
+        np.testing.assert_allclose(float(v), c * c * np.sum(x * x), rtol=1e-14)
+        np.testing.assert_allclose(np.asarray(g), 2 * c * c * x, rtol=1e-14)
+        np.testing.assert_allclose(np.asarray(jax.grad(f)(x)), 2 * c * c * x, rtol=1e-14)
+        np.testing.assert_allclose(float(f.jvp((x,), (np.ones(3),))[1]), 2 * c * c * np.sum(x), rtol=1e-14)
+    assert "again(x)" in str(new.adjoint()) and "__v" not in str(new.adjoint())
+
+
+def test_a_shape_rule_that_disagrees_with_the_implementation_is_a_type_error():
+    # a wrong `shape=` gave wrong-shaped results and gradients, or a raw JAX error at the call
+    lagrad.primitive("rowsum_wrong", lambda A: A.sum(1), shape=lambda t: TensorType(t.dtype, t.shape[1:]))
+    with pytest.raises(lagrad.LaTypeError, match=r"the shape rule gives f64\[n\], but the implementation "
+                                                 r"returns f64\[1009\] at m = 1009, n = 1013") as e:
+        lagrad.loads("model f(A: f64[m, n], b: f64[n]) -> f64 {\n return dot(rowsum_wrong(A), b) }").f.program
+    assert (e.value.line, e.value.column) == (2, 13)
+    lagrad.primitive("first2", lambda A: A[:2, 0], shape=lambda t: TensorType(t.dtype, (2,)))
+    f = lagrad.loads("model f(A: f64[m, n]) -> f64[2] { return first2(A) }").f
+    np.testing.assert_allclose(f(np.arange(9.0).reshape(3, 3)), [0.0, 3.0])
+
+
+@pytest.mark.parametrize("rule,msg", [
+    (lambda b, x, dx, y, p: "hello", "returned str for result 1"),
+    (lambda b, x, dx, y, p: np.ones(3), "returned ndarray for result 1"),
+    (lambda b, x, dx, y, p: 1 / 0, r"\(a Python function\) raised ZeroDivisionError: division by zero"),
+    (lambda b, x, dx, y, p: b.emit("sum", dx[0]), r"returned f64 for result 1; .* of type f64\[n\]"),
+])
+def test_a_python_rule_that_fails_or_returns_junk_is_a_rule_error_at_the_call(rule, msg):
+    lagrad.primitive("junk_rule", lambda x: 2 * x, frechet=rule)
+    with pytest.raises(RuleError, match=msg) as e:
+        lagrad.loads("model f(x: f64[n]) -> f64 {\n return sum(junk_rule(x)) }").f.grad("x")(np.ones(3))
+    assert "Fréchet rule of `junk_rule`" in str(e.value) and (e.value.line, e.value.column) == (2, 13)
+    lagrad.primitive("junk_t", lambda x: 2 * x, frechet=lambda b, x, dx, y, p: b.emit("junk_t", dx[0]),
+                     linear_in=(0,), transpose=lambda b, c, i, o, p: [rule(b, i, c, o, p)])
+    with pytest.raises(RuleError, match="transpose rule of `junk_t`"):
+        lagrad.loads("model f(x: f64[n]) -> f64 { return sum(junk_t(x)) }").f.grad("x")(np.ones(3))
+
+
+def test_a_rule_using_an_argument_missing_from_linear_in_says_so():
+    lagrad.primitive("mv_half", lambda W, v: W @ v, linear_in=(1,),
+                     frechet="frechet mv_half(W, v) -> y { dy = mv_half(W, dv) + mv_half(dW, v) }",
+                     transpose=lambda b, c, i, o, p: [None, b.emit("matmul", b.emit("transpose", i[0]), c[0])])
+    f = lagrad.loads("model f(W: f64[n, n], x: f64[n]) -> f64 { return sum(mv_half(W, x)) }").f
+    for wrt in ("x", "W"):
+        with pytest.raises(RuleError, match=r"`mv_half` gets a tangent as argument 1, which its linear_in "
+                                            r"does not list: declare it linear there, linear_in=\(0, 1\)"):
+            f.grad(wrt)(np.eye(2), np.ones(2))
+
+
 @pytest.mark.parametrize("kwargs,msg", [
     (dict(name="bad name", impl=jnp.sin), "not a name a .la file can call"),
     (dict(name="solve", impl=jnp.sin), "standard-library"),

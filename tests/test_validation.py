@@ -89,7 +89,7 @@ def test_dimension_expressions_are_checked(mod):
 
 
 @pytest.mark.parametrize("value", [1, np.int32(1), True, np.float16(1.0), np.longdouble(1.0),
-                                   np.float32(1.0)])
+                                   np.float32(1.0), jnp.bfloat16(1.0), jnp.ones((), jnp.bfloat16)])
 def test_real_numbers_are_converted_to_the_model_dtype(mod, value):
     y = mod.f(value, A.astype(np.float32), np.array([1, -2, 0]))
     assert y.dtype == jnp.float64

@@ -9,7 +9,7 @@ from ..errors import RuleError
 from .builder import Builder, Undef, Val, Zero, is_zero
 from .ir import Eqn, Namer, Program, Var
 from .primitive import get
-from .types import TensorType
+from .types import TensorType, shape_eq
 
 
 def primitive_program(name: str, in_types, params=None) -> Program:
@@ -53,11 +53,38 @@ def _as_list(x):
     return list(x) if isinstance(x, (list, tuple)) else [x]
 
 
+def run_user_rule(kind, p, fn, args, want, span, source):
+    """`fn(*args)`, a user primitive's Python rule, with what goes wrong in it as a RuleError at
+    the call being differentiated: an exception it raises, or results that are not builder
+    values of the types `want` (one type per result; None: any)."""
+    from ..errors import LagradError
+    if not p.user or not callable(fn) or hasattr(fn, "frechet_def"):
+        return fn(*args)
+    try:
+        res = fn(*args)
+    except LagradError:
+        raise
+    except Exception as e:
+        raise RuleError(f"the {kind} rule of `{p.label}` (a Python function) raised "
+                        f"{type(e).__name__}: {e}", span=span, source=source) from e
+    vals = _as_list(res)
+    for k, (r, t) in enumerate(zip(vals, want)):
+        ok = r is None or isinstance(r, (Val, Zero))
+        if ok and t is not None and isinstance(r, (Val, Zero)) and isinstance(t, TensorType):
+            ok = isinstance(r.type, TensorType) and shape_eq(r.type.shape, t.shape)
+        if not ok:
+            got = r.type if isinstance(r, (Val, Zero)) else type(r).__name__
+            raise RuleError(f"the {kind} rule of `{p.label}` returned {got} for result {k + 1}; it must "
+                            f"return builder values (b.emit(...), arithmetic on its arguments)"
+                            + (f" of type {t}" if t is not None else ""), span=span, source=source)
+    return res
+
+
 def frechet_rule(p, span=None, source=None):
     if p.frechet is None:
         if p.zero_tangent:
             return lambda b, x, dx, y, params: [b.zero(o.type) for o in y]
-        raise RuleError(f"cannot differentiate `{p.name}`: the primitive has no Fréchet rule "
+        raise RuleError(f"cannot differentiate `{p.label}`: the primitive has no Fréchet rule "
                         f"(register one with `frechet=`)", span=span, source=source)
     if callable(p.frechet):
         return p.frechet
@@ -89,14 +116,16 @@ def linearize(prog: Program, wrt=None) -> Program:
         if all(t is None for t in tins):
             continue
         p = get(e.prim)
-        b.span, b.origin = e.span, e.origin or p.display or p.name
+        b.span, b.origin = e.span, e.origin or p.label
         rule = frechet_rule(p, e.span, prog.source)
         tvals = [t if t is not None else b.zero(a.type) for t, a in zip(tins, e.inputs)]
         start = len(b.eqns)
-        res = rule(b, [b.wrap(a) for a in e.inputs], tvals, [b.wrap(o) for o in e.outputs], e.param_dict)
+        res = run_user_rule("Fréchet", p, rule, (b, [b.wrap(a) for a in e.inputs], tvals,
+                                                   [b.wrap(o) for o in e.outputs], e.param_dict),
+                            [o.type for o in e.outputs], e.span, prog.source)
         res = _as_list(res)
         if len(res) != len(e.outputs):
-            raise RuleError(f"the Fréchet rule of `{p.name}` gave {len(res)} tangents for "
+            raise RuleError(f"the Fréchet rule of `{p.label}` gave {len(res)} tangents for "
                             f"{len(e.outputs)} outputs", span=e.span, source=prog.source)
         for o, r in zip(e.outputs, res):
             if not is_zero(r):
@@ -196,13 +225,16 @@ def transpose(tp: Program, lin_inputs: list, lin_outputs: list, ct_names=None,
         if p.zero_tangent:
             continue
         if p.transpose is None:
-            raise RuleError(f"cannot transpose `{p.name}`: the primitive is linear here but has no "
+            raise RuleError(f"cannot transpose `{p.label}`: the primitive is linear here but has no "
                             f"transpose rule (register one with `transpose=`)", span=e.span, source=tp.source)
-        b.span, b.origin = e.span, e.origin or p.display or p.name
+        b.span, b.origin = e.span, e.origin or p.label
         ins = [Undef(a.type) if isinstance(a, Var) and id(a) in lin_set else b.wrap(a) for a in e.inputs]
         cvals = [c if c is not None else b.zero(o.type) for c, o in zip(cts, e.outputs)]
         start = len(b.eqns)
-        res = p.transpose(b, cvals, ins, [b.wrap(o) for o in e.outputs], e.param_dict)
+        res = run_user_rule("transpose", p, p.transpose, (b, cvals, ins, [b.wrap(o) for o in e.outputs],
+                                                          e.param_dict),
+                            [a.type if isinstance(i, Undef) else None for a, i in zip(e.inputs, ins)],
+                            e.span, tp.source)
         for a, r, inp in zip(e.inputs, res, ins):
             if isinstance(inp, Undef) and not is_zero(r):
                 accumulate(a, r, start)

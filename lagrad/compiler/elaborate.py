@@ -49,6 +49,7 @@ def kwarg_kind(default) -> str:
         return "text"
     return "int"
 MAX_INLINE_DEPTH = 64
+MAX_UNROLLED = 100_000       # loop iterations one elaboration unrolls (nested loops multiply)
 # Expressions are evaluated by recursion (value → expr → e_Call → value ...), a few Python frames
 # per level. Past DEEP levels, `expr` switches to `_expr_deep`: the subexpressions at every
 # STEP-th height are evaluated first, bottom-up, so no evaluation recurses more than ~DEEP
@@ -88,6 +89,7 @@ class Elaborator:
         self._done = {}                        # id(node) -> value, deep subexpressions done first
         self.dim_names = set(getattr(module_ctx, "dim_names", ()))   # the model's (set by _params)
         self.dim_checks = []                   # (expression that must be >= 0, span): checked per call
+        self.unrolled = 0                      # loop iterations unrolled so far (MAX_UNROLLED)
         self.sampling = sampling               # bindings are samples (api._check_model): size_err
         self.float_dtype = "f64"               # of zeros/ones/eye: the model's (ModuleContext._float_dtype)
 
@@ -355,6 +357,9 @@ class Elaborator:
         target = scope.lookup(name)
         if target is None:
             target = self.ctx.lookup_callable(name)
+        if target is None and name in getattr(self.ctx, "models", {}):
+            raise self.err(LaNameError, f"`{name}` is a model; a model cannot call another model: put "
+                           f"the shared part in a `fn` and call that from both", _SpanHolder(node.func_span or node.span))
         if target is None:
             cands = list(self.ctx.callable_names()) + [n for n in scope.all_names()]
             span_node = _SpanHolder(node.func_span or node.span)
@@ -373,7 +378,7 @@ class Elaborator:
         kwargs = {}
         for kw in node.kwargs:
             if kw.name not in p.kwargs:
-                raise self.err(LaNameError, f"`{p.name}` has no keyword argument `{kw.name}`" +
+                raise self.err(LaNameError, f"`{p.label}` has no keyword argument `{kw.name}`" +
                                (suggest(kw.name, p.kwargs) or
                                 (f"; it takes {', '.join(p.kwargs)}" if p.kwargs else "; it takes none")), kw)
             if kw.name in kwargs:
@@ -389,7 +394,7 @@ class Elaborator:
                 kwargs["n"] = dims[0]
             else:
                 if not dims:
-                    raise self.err(LaTypeError, f"`{p.name}` needs at least one dimension", node)
+                    raise self.err(LaTypeError, f"`{p.label}` needs at least one dimension", node)
                 kwargs["shape"] = dims
             if self.float_dtype != "f64":          # in an f32 model, f32 (default: f64)
                 kwargs["dtype"] = self.float_dtype
@@ -398,7 +403,7 @@ class Elaborator:
         n = len(node.args)
         if n < lo or (hi is not None and n > hi):
             want = f"{lo}" if lo == hi else (f"at least {lo}" if hi is None else f"{lo} to {hi}")
-            raise self.err(LaTypeError, f"`{p.name}` takes {want} argument{'s' if want != '1' else ''}, got {n}", node)
+            raise self.err(LaTypeError, f"`{p.label}` takes {want} argument{'s' if want != '1' else ''}, got {n}", node)
         args = [self.single(self.value(a, scope), a) for a in node.args]
         if self.inherit is not None and self.inherit[0] == p.name:
             kwargs = {**self.inherit[1], **kwargs}
@@ -565,6 +570,10 @@ class Elaborator:
         prev = scope.names.get(st.var)
         if isinstance(prev, (Val, DimRef)):
             raise self.err(LaNameError, f"loop variable `{st.var}` hides a name already in use", st)
+        if self.unrolled + count > MAX_UNROLLED:
+            raise self.size_err(f"this loop would make {self.unrolled + count} unrolled iterations in all; "
+                                f"lagrad unrolls loops when it compiles and stops at {MAX_UNROLLED}", st.count)
+        self.unrolled += count
         for i in range(count):
             scope.bind(st.var, LoopInt(i))
             self.body(st.body, scope)
@@ -646,7 +655,7 @@ def _value_children(node, scope, el) -> list:
 
 def _opname(prim):
     p = REGISTRY.get(prim)
-    return f"`{p.infix}`" if p is not None and p.infix else f"`{prim}`"
+    return f"`{p.infix}`" if p is not None and p.infix else f"`{p.label if p is not None else prim}`"
 
 
 def _text(node):

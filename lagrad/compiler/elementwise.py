@@ -169,8 +169,32 @@ def make_elementwise(name: str, expr: sympy.Expr, math: str = "", body=None) -> 
 
     p = Primitive(key, _lambdify(expr, body), _same_shape, frechet=frechet, user=True, internal=True,
                   display=name, math=math or f"y = {sympy.sstr(expr)}", min_args=1, max_args=1)
-    p.sympy_expr = expr
+    p.sympy_expr, p.sympy_body = expr, body
     return register(p)
+
+
+def source_line(p) -> str:
+    """The line of generated source that registers elementwise primitive `p` where the source
+    runs (another process): ``P._lagrad_elementwise(key, name, srepr(expr), srepr(body))``."""
+    body = "" if p.sympy_body is None else sympy.srepr(p.sympy_body)
+    return (f"P._lagrad_elementwise({p.name!r}, {p.label!r}, {sympy.srepr(p.sympy_expr)!r}, {body!r})"
+            f"  # {p.math}")
+
+
+def from_source(key, name, expr, body=""):
+    """The primitive `source_line` wrote, registered under `key` (made again from the exact,
+    unevaluated expressions)."""
+    if key in REGISTRY:
+        return REGISTRY[key]
+    from sympy.functions.elementary.piecewise import ExprCondPair
+    ns = {**vars(sympy), "Sigmoid": Sigmoid, "Softplus": Softplus, "ExprCondPair": ExprCondPair,
+          "true": sympy.true, "false": sympy.false}
+    with sympy.evaluate(False):
+        e = eval(expr, ns)                                  # noqa: S307 (sympy's own srepr text)
+        b = eval(body, ns) if body else None                # noqa: S307
+    p = make_elementwise(name, e, body=b)
+    REGISTRY.setdefault(key, p)
+    return p
 
 
 def define(defn: ast.ElementwiseDef, ctx, source) -> Primitive:

@@ -8,7 +8,7 @@ from ..errors import RuleError
 from .autodiff import split_linear
 from .builder import Val, Zero
 from .ir import Eqn, Lit, Var
-from .primitive import REGISTRY
+from .primitive import REGISTRY, resolve
 from .scope import Scope
 from .types import TensorType, promote, shape_eq
 
@@ -17,17 +17,20 @@ class RuleContext:
     """The module context of a rule body: primitives, and for a block written in a `.la` file
     that file's `fn` and `elementwise` definitions (`module`, its ModuleContext)."""
 
-    def __init__(self, source, path, module=None):
+    def __init__(self, source, path, module=None, own=None):
         self.source = source
         self.path = path
         self.module = module
+        self.own = own                  # the primitive whose rule this is: its name calls it
         self.dim_names = set()
 
     def lookup_callable(self, name):
         m = self.module
-        if m is not None and (name in m.fns or m.elementwise_def(name) is not None):
+        if self.own is not None and name == self.own.label:
+            return self.own
+        if m is not None:
             return m.lookup_callable(name)
-        return REGISTRY.get(name)
+        return resolve(name)
 
     def callable_names(self):
         from .primitive import public_names
@@ -45,19 +48,19 @@ def parse_frechet(p) -> ast.FrechetDef:
     if isinstance(p.frechet, ast.FrechetDef):
         return p.frechet
     from ..dsl import parse
-    mod = parse(p.frechet, path=f"<frechet rule of {p.name}>")
+    mod = parse(p.frechet, path=f"<frechet rule of {p.label}>")
     defs = [it for it in mod.items if isinstance(it, ast.FrechetDef)]
     if len(defs) != 1:
-        raise RuleError(f"the Fréchet rule of `{p.name}` must be one `frechet {p.name}(...) -> ... {{ ... }}` block")
+        raise RuleError(f"the Fréchet rule of `{p.label}` must be one `frechet {p.label}(...) -> ... {{ ... }}` block")
     return defs[0]
 
 
 def check_signature(p, d: ast.FrechetDef, source=None):
     err = None
-    if d.name != p.name:
-        err = f"this frechet block is for `{d.name}`, not `{p.name}`"
+    if d.name != p.label:
+        err = f"this frechet block is for `{d.name}`, not `{p.label}`"
     elif len(d.outs) != p.nout:
-        err = f"`{p.name}` has {p.nout} output(s); the frechet block names {len(d.outs)}"
+        err = f"`{p.label}` has {p.nout} output(s); the frechet block names {len(d.outs)}"
     if err:
         raise RuleError(err, span=d.span, source=source)
     for st in d.body:
@@ -69,12 +72,12 @@ def compile_frechet_text(p):
     d = parse_frechet(p)
     source = p.frechet if isinstance(p.frechet, str) else getattr(p, "frechet_source", "")
     check_signature(p, d, source)
-    ctx = RuleContext(source, d.span.path, getattr(p, "frechet_module", None) if p.frechet is d else None)
+    ctx = RuleContext(source, d.span.path, getattr(p, "frechet_module", None) if p.frechet is d else None, p)
 
     def elaborate(b, x, dx, y, params):
         from .elaborate import Elaborator
         if len(x) != len(d.args):
-            raise RuleError(f"the frechet block of `{p.name}` names {len(d.args)} argument(s) but the "
+            raise RuleError(f"the frechet block of `{p.label}` names {len(d.args)} argument(s) but the "
                             f"call has {len(x)}", span=d.span, source=source)
         scope = Scope({})
         for name, xv, dv in zip(d.args, x, dx):
@@ -95,8 +98,9 @@ def compile_frechet_text(p):
         tangent_ids = {id(v.atom) for v in dx if isinstance(v, Val) and not isinstance(v, Zero)}
         _, lin, bad = split_linear(b.eqns[start:], tangent_ids)
         if bad is not None:
-            raise RuleError(f"the Fréchet rule of `{p.name}` is not linear in the tangents: "
-                            f"`{bad.prim}` is applied nonlinearly to a tangent",
+            raise RuleError(f"the Fréchet rule of `{p.label}` is not linear in the tangents: "
+                            f"`{REGISTRY[bad.prim].label}` is applied nonlinearly to a tangent"
+                            + _undeclared(b.eqns[start:], tangent_ids),
                             span=bad.span, source=source)
         # derived lines point at the source line being differentiated, not at the rule text
         b.eqns[start:] = [_relabel(e, span, origin) for e in b.eqns[start:]]
@@ -105,13 +109,13 @@ def compile_frechet_text(p):
         for name, yv in zip(d.outs, y):
             v = scope.names.get("d" + name)
             if v is None:
-                raise RuleError(f"the frechet block of `{p.name}` does not assign `d{name}`",
+                raise RuleError(f"the frechet block of `{p.label}` does not assign `d{name}`",
                                 span=d.span, source=source)
             at = _assignment(d, "d" + name).span
             if not isinstance(v, Zero) and id(v.atom) not in lin_out:
                 raise RuleError(f"`d{name}` does not depend linearly on the tangents", span=at, source=source)
             if not _fits(v.type, yv.type):
-                raise RuleError(f"the Fréchet rule of `{p.name}` gives `d{name}` the type {v.type}, but "
+                raise RuleError(f"the Fréchet rule of `{p.label}` gives `d{name}` the type {v.type}, but "
                                 f"its output `{name}` is {yv.type}: `d{name}` must have the output's type",
                                 span=at, source=source)
             outs.append(v)
@@ -150,6 +154,22 @@ def compile_frechet_text(p):
 
     rule.frechet_def = d
     return rule
+
+
+def _undeclared(eqns, tangent_ids) -> str:
+    """A hint when the rule passes a tangent (or a tangent that is zero, materialized) to a user
+    primitive in an argument its `linear_in` does not list: `mymv(dW, v)` for linear_in=(1,)."""
+    zeros = {id(o) for e in eqns if e.prim == "zeros" for o in e.outputs}
+    for e in eqns:
+        q = REGISTRY.get(e.prim)
+        if q is None or not q.user:
+            continue
+        lin = q.linear_positions(len(e.inputs))
+        for i, a in enumerate(e.inputs):
+            if i not in lin and (id(a) in tangent_ids or id(a) in zeros):
+                return (f" (`{q.label}` gets a tangent as argument {i + 1}, which its linear_in does not "
+                        f"list: declare it linear there, linear_in={tuple(sorted(lin | {i}))})")
+    return ""
 
 
 def _assignment(d: ast.FrechetDef, target: str):
@@ -232,8 +252,10 @@ def _record(eqns, calls, outs, x, dx, y):
 
 
 def _current(tpl):
-    """Whether every primitive the template emits is still the one registered under its name."""
-    return all(REGISTRY.get(name) is prim for name, prim in tpl[3])
+    """Whether every primitive the template emits is still the one its name gives: a user
+    primitive's name can be registered again (a new key: see primitive.register_user)."""
+    return all((resolve(prim.label) if prim is not None and prim.user and not prim.internal
+                else REGISTRY.get(name)) is prim for name, prim in tpl[3])
 
 
 def _replay(b, tpl, x, dx, y):

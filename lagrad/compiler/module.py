@@ -8,7 +8,7 @@ from .builder import Builder, Zero
 from .elaborate import Elaborator, names_in as _dim_names
 from .ir import Namer, Program, Var
 from .passes import CANONICAL, LOWERING, run_passes, typecheck
-from .primitive import REGISTRY
+from .primitive import REGISTRY, USER_KEYS, resolve
 from .scope import DimRef, Scope
 from .types import TensorType, WEAK, dim_symbol, shape_eq
 
@@ -21,6 +21,7 @@ class ModuleContext:
         self.models, self.fns, self.elementwise = {}, {}, {}
         self._ew_pending, self._ew_defining = {}, []      # elementwise definitions not yet made
         self.dim_names = set()
+        self.user_keys = dict(USER_KEYS)     # user primitives as registered when the file was loaded
         seen = {}
         for it in mod.items:
             if isinstance(it, ast.FrechetDef):
@@ -62,7 +63,7 @@ class ModuleContext:
         return self.elementwise[name]
 
     def _attach_frechet(self, d: ast.FrechetDef):
-        p = REGISTRY.get(d.name)
+        p = resolve(d.name, self.user_keys)
         if p is None or p.internal:
             from .primitive import suggest, public_names
             raise LaNameError(f"`frechet {d.name}`: no primitive `{d.name}` is registered (register it "
@@ -82,7 +83,7 @@ class ModuleContext:
             return self.fns[name]
         if name in self.elementwise:
             return self.elementwise[name]
-        p = REGISTRY.get(name)
+        p = resolve(name, self.user_keys)
         if p is None:
             from .operators import MACROS
             return MACROS.get(name)
@@ -90,8 +91,8 @@ class ModuleContext:
 
     def callable_names(self):
         from .operators import MACROS
-        return (list(self.fns) + list(self.elementwise) + [n for n, p in REGISTRY.items() if not p.internal]
-                + list(MACROS))
+        from .primitive import public_names
+        return list(self.fns) + list(self.elementwise) + public_names() + list(MACROS)
 
     def globals_scope(self):
         return Scope({})

@@ -66,6 +66,12 @@ class Primitive:
         if self.linear_in != ALL:
             self.linear_in = tuple(self.linear_in)
 
+    @property
+    def label(self) -> str:
+        """The name users write and read (`name` is the registry key, made unique for an
+        elementwise function or a user primitive registered again)."""
+        return self.display or self.name
+
     def linear_positions(self, n_inputs: int) -> set:
         return set(range(n_inputs)) if self.linear_in == ALL else set(self.linear_in)
 
@@ -79,6 +85,7 @@ class Primitive:
 
 
 REGISTRY: dict = {}
+USER_KEYS: dict = {}        # a user primitive's name -> the registry key of its latest registration
 _SHAPES: dict = {}          # (id(prim), input types, params) -> (prim, result types)
 
 
@@ -109,6 +116,26 @@ def register(prim: Primitive, *, replace: bool = True) -> Primitive:
     return prim
 
 
+def register_user(prim: Primitive) -> Primitive:
+    """A user primitive, for `.la` files loaded afterwards (SPEC §4): registered again under the
+    same name, it gets a new key (`name__v2`, shown as `name`), so a module loaded earlier keeps
+    resolving the name to the primitive it was loaded with (ModuleContext.user_keys)."""
+    name = prim.name
+    if name in REGISTRY:
+        k = 2
+        while f"{name}__v{k}" in REGISTRY:
+            k += 1
+        prim.name, prim.display = f"{name}__v{k}", name
+    USER_KEYS[name] = prim.name
+    return register(prim)
+
+
+def resolve(name: str, keys=None):
+    """The primitive a `.la` file's `name` calls: a user primitive through `keys` (a module's
+    snapshot of USER_KEYS; the latest registrations when None), else the registry entry."""
+    return REGISTRY.get((USER_KEYS if keys is None else keys).get(name, name))
+
+
 def get(name: str, span=None, source=None) -> Primitive:
     try:
         return REGISTRY[name]
@@ -118,11 +145,13 @@ def get(name: str, span=None, source=None) -> Primitive:
 
 
 def public_names():
-    return [n for n, p in REGISTRY.items() if not p.internal]
+    return list(dict.fromkeys(p.label for p in REGISTRY.values() if not p.internal))
 
 
 def suggest(name: str, candidates) -> str:
-    close = difflib.get_close_matches(name, list(candidates), n=3, cutoff=0.6)
+    candidates = list(candidates)
+    same_case = [c for c in candidates if c.lower() == name.lower() and c != name]   # `X` for `x`
+    close = list(dict.fromkeys(same_case + difflib.get_close_matches(name, candidates, n=3, cutoff=0.6)))[:3]
     if not close:
         return ""
     if len(close) == 1:

@@ -63,6 +63,9 @@ class Module:
     def __iter__(self):
         return iter(self._functions)
 
+    def __len__(self):
+        return len(self._functions)
+
     def __dir__(self):
         return list(super().__dir__()) + list(self._functions)
 
@@ -143,6 +146,6 @@ def primitive(name, impl, *, frechet=None, transpose=None, linear_in=(), shape=N
     from .user_primitive import make_user_primitive
     p = make_user_primitive(name, impl, frechet=frechet, transpose=transpose, linear_in=linear_in,
                             shape=shape, nout=nout, kwargs=kwargs, domains=domains)
-    prim_mod.register(p)
+    prim_mod.register_user(p)
     _REGISTRY_VERSION[0] += 1
     return p

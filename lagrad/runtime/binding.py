@@ -65,7 +65,7 @@ def convert(name, value, t: TensorType):
 def _check_kind(name, kind, dtype, t):
     if kind == "c":
         raise InputError(f"{_label(name)} is complex; lagrad models take real {t.dtype} arrays")
-    if kind not in "biuf":
+    if kind not in "biuf" and not jnp.issubdtype(dtype, jnp.floating):     # bfloat16 is kind "V"
         raise InputError(f"{_label(name)} has dtype {dtype}; expected a real array ({t})")
 
 

@@ -188,6 +188,28 @@ def _widened(c, args, n_out):
     return run
 
 
+HELD = ("stop_gradient", "blr_compress")      # not differentiated, by their definition
+
+
+def _held_fixed(c, args):
+    """The primal of `c` with the results of `stop_gradient` and `blr_compress` held at their
+    values at `args` (None when it has none): their derivative is zero by definition, so the
+    finite differences must not move them either."""
+    from .lower import to_jax
+    prog = c.primal()
+    held = [e for e in prog.eqns if e.prim in HELD]
+    if not held:
+        return None
+    fixed = [o for e in held for o in e.outputs]
+    base = to_jax(prog.copy(outputs=fixed))(*args)
+    rest = to_jax(prog.copy(inputs=list(prog.inputs) + fixed, eqns=[e for e in prog.eqns if e.prim not in HELD]))
+
+    def run(*a):
+        out = rest(*a, *base)
+        return out[0] if len(out) == 1 else tuple(out)
+    return run
+
+
 def _whole_blocks(c, dims, given):
     """The default sizes raised to the multiples a model's size checks ask for (n a multiple of
     128 for `block_jacobi(A, block=128)` of an f64[n, n]); sizes the user gave stay."""
@@ -230,7 +252,7 @@ def check_function(f, dims=None, seed=0, h=1e-6, rtol=1e-5, fd64=True):
         weights = [np.asarray(w, np.float32).astype(np.float64) if s else w for w, s in zip(weights, out32)]
 
     wide = _widened(c, args, len(outs)) if single and fd64 else None
-    run = wide if wide is not None else f
+    run = wide if wide is not None else (_held_fixed(c, args) if not single else None) or f
     fd_eps = _EPS32 if single and wide is None else _EPS64
     tol = rtol if not single else RTOL_F32 if wide is not None else RTOL_F32_FD
 

@@ -133,6 +133,23 @@ def function_name(prog: Program) -> str:
     return _safe(base.replace("-", "_"), set())
 
 
+def _registrations(progs) -> list:
+    """Lines that make the source run in a process that did not load the module: each
+    elementwise function registered from its expression; a note for each user primitive
+    (a Python function, which the source cannot carry)."""
+    from ..compiler.elementwise import source_line
+    seen, lines = {}, []
+    for pr in progs:
+        for e in pr.eqns:
+            seen.setdefault(e.prim, get(e.prim))
+    for p in seen.values():
+        if hasattr(p, "sympy_expr"):
+            lines.append(source_line(p))
+        elif p.user:
+            lines.append(f"# needs the user primitive `{p.label}` registered first (lagrad.primitive)")
+    return lines
+
+
 def _operators(prog: Program, found: dict, order: list):
     """Operators used as parameters (nested ones first), each with a function name."""
     for e in prog.eqns:
@@ -245,6 +262,7 @@ def generate_source(prog: Program, with_comments: bool = True) -> str:
            "import jax", "import jax.numpy as jnp", "from lagrad.runtime.prims import P", "", ""]
     ops, order = {}, []
     _operators(prog, ops, order)
+    out[-2:-2] = _registrations([prog] + [op.prog for op in order])
     pre_names, n_needed = {}, {}
     for op in order:                     # matrix-free operators: v ↦ K v
         pre, app = split_invariant(op)

@@ -3,6 +3,7 @@
 through a ``jax.custom_vjp`` bridge, so jit/vmap/grad compose."""
 from __future__ import annotations
 
+import inspect
 import threading
 
 import jax
@@ -171,6 +172,9 @@ class Function:
         self._jvp = _fast_path(self._jvp_slow, self.check_finite, _device_array_groups)
         self.__name__ = name
         self.__doc__ = f"lagrad model `{name}` from {ctx.path}"
+        # inspect.signature(f) (and of f.grad(...)) shows the model's parameters
+        self.__signature__ = inspect.Signature([inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+                                                for n, _ in self.params])
 
     def __repr__(self):
         sig = ", ".join(f"{n}: {t}" for n, t in self.params)
@@ -290,7 +294,8 @@ class Function:
             g = grads[0] if single else tuple(grads)
             return (res[0], g) if keep else g
         run = _fast_path(slow, self.check_finite)
-        run.__name__ = f"{'value_and_grad' if keep else 'grad'}_{self.name}"
+        run.__name__ = run.__qualname__ = f"{'value_and_grad' if keep else 'grad'}_{self.name}"
+        run.__signature__ = self.__signature__
         return run
 
     def grad(self, wrt=None):
@@ -334,7 +339,7 @@ class Function:
             res = fn(*arrays, _seed(c.canonical.outputs[0].type.dtype), *vs)
             return res[0] if single else tuple(res)
         run = _fast_path(slow, self.check_finite, _device_array_groups)
-        run.__name__ = f"hvp_{self.name}"
+        run.__name__ = run.__qualname__ = f"hvp_{self.name}"
         return run
 
     def vjp(self, *args, **kwargs):

@@ -175,8 +175,9 @@ def eval_shape_rule(impl, nout, name="primitive"):
     return rule
 
 
-def user_shape_rule(shape, nout):
-    """Wrap a user's ``shape(*arg_types) -> type`` (TensorType, ShapeDtypeStruct or tuple)."""
+def user_shape_rule(shape, nout, impl=None, name="primitive"):
+    """Wrap a user's ``shape(*arg_types) -> type`` (TensorType, ShapeDtypeStruct or tuple),
+    checked against ``jax.eval_shape`` of `impl` at sample sizes (see `_agrees`)."""
     def rule(types, params):
         try:
             out = shape(*types, **params) if params else shape(*types)
@@ -193,8 +194,37 @@ def user_shape_rule(shape, nout):
                 res.append(_from_struct(o, lambda a, d: sympy.Integer(d)))
             else:
                 raise ShapeError(f"the shape rule returned {o!r}; return a lagrad TensorType")
+        if impl is not None:
+            _agrees(name, impl, types, params, res)
         return res if nout != 1 else res[0]
     return rule
+
+
+def _agrees(name, impl, types, params, res):
+    """A ShapeError when the shape rule's result types differ from what the implementation
+    returns on arguments of these types (dimensions at sample sizes): a wrong rule would give
+    arrays of other shapes than the program says, and wrong-shaped gradients."""
+    if not all(isinstance(t, TensorType) for t in types):
+        return
+    probe = _Probe(name, impl, types, params)
+    try:
+        outs = probe.at(probe.base)
+    except ShapeError:
+        return                               # the implementation needs other sizes: nothing to compare
+    subs = dict(zip(probe.syms, probe.base))
+    if len(outs) != len(res):
+        raise ShapeError(f"`{name}`: the shape rule gives {len(res)} result(s) but the implementation "
+                         f"returns {len(outs)}")
+    for t, o in zip(res, outs):
+        if not isinstance(t, TensorType) or not isinstance(o, jax.ShapeDtypeStruct):
+            continue
+        want = tuple(int(as_dim(d).subs(subs)) for d in t.shape)
+        dt = "f32" if jnp.dtype(o.dtype) == jnp.float32 else "f64"
+        if want != tuple(o.shape) or dt != t.dtype:
+            at = f" at {probe.where(probe.base)}" if probe.syms else ""
+            raise ShapeError(f"`{name}`: the shape rule gives {t}, but the implementation returns "
+                             f"{dt}{list(o.shape)}{at} (arguments {', '.join(map(str, types))}); "
+                             f"correct `shape=` or leave it out")
 
 
 def _check_rule_fn(fn, what, name):
@@ -224,7 +254,7 @@ def make_user_primitive(name, impl, *, frechet=None, transpose=None, linear_in=(
     old = REGISTRY.get(name)
     if old is not None and not old.user:
         raise RuleError(f"`{name}` is a standard-library primitive and cannot be replaced")
-    rule = user_shape_rule(shape, nout) if shape is not None else eval_shape_rule(impl, nout, name)
+    rule = user_shape_rule(shape, nout, impl, name) if shape is not None else eval_shape_rule(impl, nout, name)
     lo = hi = None
     try:
         sig = inspect.signature(impl)
