@@ -401,3 +401,27 @@ def test_a_model_named_like_a_module_member_is_that_attribute():
     m = lagrad.loads("model path(x: f64) -> f64 { return x }\nmodel names(x: f64) -> f64 { return 2 * x }", name="p.la")
     assert float(m.path(1.5)) == 1.5 and float(m.names(1.5)) == 3.0
     assert m["path"] is m.path and lagrad.Module.path.fget(m) == "p.la"
+
+
+@pytest.mark.parametrize("src,shapes,ref", [
+    ("model f(x: f64[n], y: f64[m]) -> f64 { return sum(exp(hcat(x, y))) }", [(3,), (2,)],
+     lambda x, y: jnp.sum(jnp.exp(jnp.concatenate([x, y])))),
+    ("model f(A: f64[n, k], B: f64[m, k]) -> f64 { C = vcat(A, B)\n return sum(tanh(C' @ C)) }", [(2, 3), (4, 3)],
+     lambda A, B: jnp.sum(jnp.tanh(jnp.vstack([A, B]).T @ jnp.vstack([A, B])))),
+    ("model f(A: f64[n, m], B: f64[k, m]) -> f64[n + k, m] { return vcat(A, B) * 2 }", [(2, 3), (4, 3)],
+     lambda A, B: jnp.vstack([A, B]) * 2),
+])
+def test_vjp_binds_dimensions_seen_only_inside_sums(src, shapes, ref):
+    """The backward part of a vjp binds n and m from the primal inputs when its residuals show
+    them only as n + m (it raised 'dimensions cannot be bound'); jax.grad goes the same way."""
+    f = lagrad.loads(src).f
+    rng = np.random.default_rng(0)
+    args = [rng.standard_normal(s) for s in shapes]
+    out, pullback = f.vjp(*args)
+    ct = rng.standard_normal(np.shape(out))
+    want = jax.vjp(ref, *args)[1](jnp.asarray(ct))
+    for g, w in zip(pullback(ct), want):
+        np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-12)
+    if np.ndim(out) == 0:
+        for g, w in zip(jax.grad(f, (0, 1))(*map(jnp.asarray, args)), jax.grad(ref, (0, 1))(*args)):
+            np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-12)

@@ -23,6 +23,14 @@ RESULTS = [
     ("model f(A: f64[n, n], x: f64[n]) -> f64[n] { return A @ x }", (A3, v3), lambda A, x: A @ x),
     ("model f(A: f64[n, n], x: f64[n]) -> f64[n] { return x @ A }", (A3, v3), lambda A, x: x @ A),
     ("model f(x: f64[n]) -> f64 { return x @ x }", (v3,), lambda x: x @ x),
+    ("fn g(w: f64[k + 1]) = sum(w[:k])\nmodel f(x: f64[n]) -> f64 { return g(x) }", (v3,), lambda x: x[:2].sum()),
+    ("fn g(a: f64[k], w: f64[k + 1]) = dot(a, w[1:])\nmodel f(x: f64[n]) -> f64 { return g(x[1:], x) }", (v3,),
+     lambda x: x[1:] @ x[1:]),
+    ("model f(A: f64[n, n]) -> f64[n, n] { return tril(A, k=n-2) + triu(A, k=-n+2) }", (A3,),   # keyword expressions
+     lambda A: np.tril(A, 1) + np.triu(A, -1)),
+    ("model f(x: f64[n]) -> f64 { return x[1 - n] + x[-(n - 1)] }", (v3,), lambda x: x[1 - 3] + x[-(3 - 1)]),
+    ("model f(x: f64[n]) -> f64[n - 1] { return x[-n + 1:] }", (v3,), lambda x: x[-3 + 1:]),
+    ("model f(x: f64[n]) -> f64[4] { return x[:-n + 4] }", (np.arange(5.0),), lambda x: x[:-5 + 4]),
     ("model f(A: f64[n, n], x: f64[n]) -> f64[n] { return block_jacobi(A, block=1) @ x }",   # applied in place
      (A3 + 3 * np.eye(3), v3), lambda A, x: x / np.diag(A)),
     ("model f(x: f64[n]) -> f64 { return -x[0] ** 2 }", (v3,), lambda x: -x[0] ** 2),
@@ -93,6 +101,16 @@ ERRORS = [
      "`block_jacobi(...)` is an operator, not an array"),
     ("model f(A: f64[n, n]) -> f64 {\n  return sum(slove(A)) }", LaNameError, 2, 14, "did you mean `solve`"),
     ("model f(A: f64[n, n]) -> f64 {\n  return sum(a) }", LaNameError, 2, 14, "unknown name `a`; did you mean `A`?"),
+    ("fn g(a: f64[k], w: f64[k + 1]) = sum(w)\nmodel f(x: f64[n]) -> f64 {\n return g(x, x) }", LaTypeError, 3, 14,
+     "`g` expects a dimension of n + 1, got n"),
+    ("fn g(w: f64[k + m]) = sum(w)\nmodel f(x: f64[n]) -> f64 {\n return g(x) }", LaTypeError, 1, 13,
+     "cannot tell `k`, `m` from a dimension of n"),
+    ("model f(A: f64[n, n]) -> f64 {\n  return sum(tril(A, k=100000000000000000000)) }", LaTypeError, 2, 24,
+     "keyword argument `k` is 100000000000000000000, too large"),
+    ("model f(A: f64[n, n]) -> f64 {\n  return sum(zeros(100000000000000000000)) }", LaTypeError, 2, 20,
+     "the integer 100000000000000000000 is too large for a size or an index"),
+    ("model f(x: f64[n]) -> f64 {\n  return sum(x[3:1]) }", LaTypeError, 2, 16,
+     "a slice may be empty (i:i) but not reversed"),
     ("model f(A: f64[n, n]) -> f64 {\n  return sum(INV(A)) }", LaNameError, 2, 14, "did you mean `inv`?"),
     ("model g(x: f64) -> f64 { return x }\nmodel f(x: f64) -> f64 { return g(x) }", LaNameError, 2, 33,
      "`g` is a model; a model cannot call another model: put the shared part in a `fn`"),
@@ -217,6 +235,33 @@ def test_the_exponent_derivative_of_a_zero_base_is_zero_as_in_jax():
         got = f.grad()(x, 2.5)
         want = jax.grad(lambda x, p: x ** p, argnums=(0, 1))(x, 2.5)
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-12, atol=0)
+
+
+def test_an_index_negative_from_some_size_on_counts_from_the_end_and_must_be_negative():
+    f = lagrad.loads("model f(x: f64[n]) -> f64 {\n  return x[1 - n] }").f
+    assert float(f(np.arange(4.0))) == 1.0 and float(f(np.arange(2.0))) == 1.0
+    with pytest.raises(lagrad.InputError, match="the index 1 - n counts from the end, so it must be negative") as e:
+        f(np.ones(1))                        # NumPy's x[0] there: a different meaning, refused
+    assert (e.value.line, e.value.column) == (2, 12)
+
+
+def test_abs_has_slope_one_at_zero_as_in_jax():
+    import jax
+    import jax.numpy as jnp
+    m = lagrad.loads("elementwise g(x) = abs(x) * 2\nmodel f(x: f64[n]) -> f64 { return sum(abs(x)) + sum(g(x)) }")
+    x = np.array([0.0, -1.0, 2.0])
+    np.testing.assert_allclose(np.asarray(m.f.grad()(x)[0]), np.asarray(jax.grad(lambda x: 3 * jnp.sum(jnp.abs(x)))(x)))
+
+
+def test_powers_0_and_1_have_finite_derivatives_at_zero():
+    """x ** 0 and x ** 1 at x = 0: 0 · x^-1 and 1 · x^0 were NaN; JAX's integer powers give 0 and 1."""
+    import jax
+    import jax.numpy as jnp
+    f = lagrad.loads("model f(x: f64[n]) -> f64 { return sum(x ** 0 * x) + sum(x ** 1) + sum(x ** 2) }").f
+    ref = lambda x: jnp.sum(x ** 0 * x) + jnp.sum(x ** 1) + jnp.sum(x ** 2)
+    x = np.array([0.0, 1.0, -2.0])
+    np.testing.assert_allclose(np.asarray(f.grad()(x)[0]), np.asarray(jax.grad(ref)(x)), rtol=1e-14)
+    np.testing.assert_allclose(np.asarray(f.hvp("x")((x,), np.ones(3))), 2 * np.ones(3), rtol=1e-14)
 
 
 @pytest.mark.parametrize("src", [

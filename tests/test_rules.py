@@ -79,6 +79,7 @@ ROWS = [
     Row("index_pad", (W,), {"spec": (("slice", 1, 3),), "shape": R}, tag="rows"),
     Row("index_pad", (V,), {"spec": (("slice", 0, 4), ("at", 1)), "shape": R}, tag="col"),
     Row("index_pad", (S,), {"spec": (("at", 3), ("at", 0)), "shape": R}, tag="entry"),
+    Row("astype", (R,), {"dtype": "f64"}),      # f64 → f64 here; the f32 case: test_validation
     Row("zeros", (), {"shape": R, "dtype": "f64"}),
     Row("dimval", (), {"d": 5}, ref=lambda: 5.0),
     # construction (construction.py)
@@ -108,6 +109,7 @@ ROWS = [
               ref=lambda x: jnp.where(x > 0, x, jnp.expm1(x))),
     *rows_for("sign", *UNARY_SHAPES, domains=("away0",)),
     *rows_for("step", *UNARY_SHAPES, domains=("away0",), ref=lambda x: jnp.where(x > 0, 1.0, 0.0)),
+    *rows_for("signum", *UNARY_SHAPES, domains=("away0",), ref=lambda x: jnp.where(x >= 0, 1.0, -1.0)),
     *rows_for("maximum", (V, V), (S, V), (R, S), (M, M), ref=lambda a, b: jnp.where(a > b, a, b)),
     *rows_for("minimum", (V, V), (S, V), (R, S), (M, M), ref=lambda a, b: jnp.where(a < b, a, b)),
     # dense linear algebra (linalg.py)

@@ -103,6 +103,18 @@ def test_f32_models_compute_in_single_precision(mod):
     assert mod.h(jnp.arange(3.0, dtype=jnp.float64)).dtype == jnp.float32
 
 
+def test_a_mixed_model_gives_each_input_a_cotangent_of_its_own_precision():
+    """As JAX does: the f32 input's gradient is f32, the f64 one's f64 (both were f64)."""
+    import jax
+    f = lagrad.loads("model f(A: f32[n, n], x: f64[n]) -> f64 { return sum(tanh(A @ x)) }").f
+    A32, x = jnp.asarray(np.arange(9.0).reshape(3, 3) / 9, jnp.float32), jnp.asarray([0.5, -1.0, 2.0])
+    ref = jax.grad(lambda A, x: jnp.sum(jnp.tanh(A @ x)), (0, 1))(A32, x)
+    for got in (f.grad()(A32, x), jax.grad(f, (0, 1))(A32, x), f.vjp(A32, x)[1](1.0)):
+        assert [g.dtype for g in got] == [jnp.float32, jnp.float64]
+        for g, r in zip(got, ref):
+            np.testing.assert_allclose(np.asarray(g), np.asarray(r), rtol=1e-6)
+
+
 def test_integer_jax_arrays_are_converted(mod):
     y = mod.f(1.0, jnp.asarray(2 * np.eye(3), jnp.int32), b)
     np.testing.assert_allclose(y, _ref(1.0, 2 * np.eye(3), b), rtol=1e-12)

@@ -243,6 +243,10 @@ def transpose(tp: Program, lin_inputs: list, lin_outputs: list, ct_names=None,
     for v in lin_inputs:
         c = complete(v)
         c = b.materialize(b.zero(v.type)) if c is None else c
+        if isinstance(v.type, TensorType) and v.type.dtype == "f32" and getattr(c.type, "dtype", None) == "f64":
+            src = next((e for e in reversed(b.eqns) if c.atom in e.outputs), None)   # said where it comes from
+            b.span, b.origin = (src.span, src.origin) if src is not None else (None, None)
+            c = b.astype(c, dtype="f32")        # a cotangent has its input's precision, as in JAX
         outs.append(c.atom)
     nonlin_inputs = [v for v in tp.inputs if id(v) not in lin_ids]
     return tp.copy(inputs=nonlin_inputs + ct_inputs, eqns=b.eqns, outputs=list(keep_outputs) + outs,

@@ -49,6 +49,7 @@ def kwarg_kind(default) -> str:
         return "text"
     return "int"
 MAX_INLINE_DEPTH = 64
+MAX_INT = 2 ** 31 - 1        # sizes, indices and integer keyword values (XLA's int32 range)
 MAX_UNROLLED = 100_000       # loop iterations one elaboration unrolls (nested loops multiply)
 # Expressions are evaluated by recursion (value → expr → e_Call → value ...), a few Python frames
 # per level. Past DEEP levels, `expr` switches to `_expr_deep`: the subexpressions at every
@@ -130,6 +131,9 @@ class Elaborator:
         if isinstance(node, ast.Num):
             if not isinstance(node.value, int):
                 raise self.err(LaTypeError, f"expected an integer or a dimension, got `{node.value}`", node)
+            if abs(node.value) > MAX_INT:
+                raise self.err(LaTypeError, f"the integer {node.value} is too large for a size or an index "
+                               f"(at most {MAX_INT})", node)
             return sympy.Integer(node.value)
         if isinstance(node, ast.Name):
             v = scope.lookup(node.id)
@@ -298,7 +302,8 @@ class Elaborator:
                 hi = d if it.hi is None else self._bound(it.hi, d, scope, node, slice_=True)
                 ext = sympy.expand(hi - lo)
                 if ext.is_number and ext < 0:
-                    raise self.err(LaTypeError, f"empty slice {lo}:{hi} of a dimension of size {d}", it)
+                    raise self.err(LaTypeError, f"slice {lo}:{hi} of a dimension of size {d} runs backwards (its "
+                                   f"end is before its start); a slice may be empty (i:i) but not reversed", it)
                 spec.append(("slice", lo, hi))
             else:
                 spec.append(("at", self._bound(it, d, scope, node)))
@@ -344,7 +349,14 @@ class Elaborator:
         except LaTypeError:
             raise self.err(LaTypeError, "indices must be integers or dimension expressions", item) from None
         written = i
-        if (i.is_Integer and int(i) < 0) or i.is_negative:   # counts from the end: x[-1], x[-k:]
+        # 1 - n (2 - n) is negative from n = 2 (3) on: it counts from the end too (x[1 - n] is
+        # x[1], as in NumPy), and must be negative at each call (at n = 1 it is 0)
+        below = (i.free_symbols and not i.is_negative
+                 and bool(i.subs({s: 10 ** 6 for s in i.free_symbols}) < 0))
+        if below:
+            self.require_nonnegative(-written - 1, item, f"index {fmt_dim(written)} is 0 here, not a count from the end",
+                                     f"the index {fmt_dim(written)} counts from the end, so it must be negative")
+        if (i.is_Integer and int(i) < 0) or i.is_negative or below:   # counts from the end: x[-1], x[-k:]
             i = sympy.expand(d + i)
         if i.is_Integer and d.is_Integer:
             limit = int(d) + (1 if slice_ else 0)
@@ -413,8 +425,18 @@ class Elaborator:
         """A keyword argument's value: a literal, or a name denoting a dimension or loop integer.
         With `who` (the callee), the value must be of its `default`'s kind (``kwarg_kind``; a user
         primitive's keyword without a default takes any value)."""
-        if not isinstance(kw.value, ast.Name):
+        if isinstance(kw.value, (ast.BinOp, ast.Neg)):       # k=n-1: a dimension expression
+            try:
+                v = self.dim(kw.value, scope)
+            except LaTypeError:
+                raise self.err(LaTypeError, f"keyword argument `{kw.name}` takes a number, a string, true/false, "
+                               f"a name, or an integer expression of dimensions (`k=n-1`)", kw.value) from None
+            v = int(v) if v.is_Integer else v
+        elif not isinstance(kw.value, ast.Name):
             v = kw.value.value
+            if isinstance(v, int) and not isinstance(v, bool) and abs(v) > MAX_INT:
+                raise self.err(LaTypeError, f"keyword argument `{kw.name}` is {v}, too large (at most "
+                               f"{MAX_INT} in size)", kw.value)
         else:
             v = self._kwarg_name(kw, scope)
         if who is not None and not (any_if_none and default is None):
@@ -481,12 +503,13 @@ class Elaborator:
             raise self.err(LaTypeError, f"`{fn.name}` is called through {MAX_INLINE_DEPTH} nested fn helpers; "
                            f"inlining stops there", node)
         inner = Scope({}, parent=self.ctx.globals_scope())
-        dimmap = {}
+        dimmap, compound = {}, []
         for prm, a in zip(fn.params, node.args):
             v = self.value(a, scope)
             if prm.type is not None:
-                self._unify(prm.type, v, dimmap, a, fn)
+                compound += self._unify(prm.type, v, dimmap, a, fn)
             inner.bind(prm.name, v)
+        self._unify_compound(compound, dimmap, fn)
         for dn, expr in dimmap.items():
             if inner.lookup(dn) is None:
                 inner.bind(dn, DimRef(expr))
@@ -506,6 +529,7 @@ class Elaborator:
                            f"dimension(s), got {t}", node)
         if t.dtype not in (ann.dtype, WEAK):        # a constant (weak) fits either precision
             raise self.err(LaTypeError, f"`{fn.name}` expects {ann.dtype} values, got {t}", node)
+        compound = []
         for d, got in zip(ann.dims or (), t.shape):
             if isinstance(d, ast.Name):
                 prev = dimmap.get(d.id)
@@ -513,8 +537,39 @@ class Elaborator:
                     dimmap[d.id] = got
                 elif not dim_eq(prev, got):
                     raise self.err(LaTypeError, f"`{fn.name}`: dimension `{d.id}` is {prev} and {got}", node)
-            elif isinstance(d, ast.Num) and not dim_eq(d.value, got):
-                raise self.err(LaTypeError, f"`{fn.name}` expects a dimension of {d.value}, got {got}", node)
+            elif isinstance(d, ast.Num):
+                if not dim_eq(d.value, got):
+                    raise self.err(LaTypeError, f"`{fn.name}` expects a dimension of {d.value}, got {got}", node)
+            else:
+                compound.append((d, got, node))
+        return compound
+
+    def _unify_compound(self, compound, dimmap, fn):
+        """`fn g(w: f64[k + 1])` called with an f64[n]: a dimension expression binds the one name
+        the others do not (k = n - 1), else it is checked against the argument's size."""
+        todo = list(compound)
+        while todo:
+            left = []
+            for d, got, node in todo:
+                names = names_in(d)
+                expr = self.dim(d, Scope({n: DimRef(dim_symbol(n)) for n in names}))
+                unknown = sorted({n for n in names if n not in dimmap})
+                expr = expr.subs({dim_symbol(n): dimmap[n] for n in names if n in dimmap})
+                if not unknown:
+                    if not dim_eq(expr, got):
+                        raise self.err(LaTypeError, f"`{fn.name}` expects a dimension of {fmt_dim(expr)}, "
+                                       f"got {fmt_dim(got)}", node)
+                    continue
+                sols = sympy.solve(sympy.Eq(expr, got), dim_symbol(unknown[0])) if len(unknown) == 1 else []
+                if len(sols) == 1:
+                    dimmap[unknown[0]] = sympy.expand(sols[0])
+                else:
+                    left.append((d, got, node))
+            if len(left) == len(todo):
+                d, got, node = left[0]
+                raise self.err(LaTypeError, f"`{fn.name}`: cannot tell {', '.join(f'`{n}`' for n in names_in(d) if n not in dimmap)} "
+                               f"from a dimension of {fmt_dim(got)}; give each name alone in some parameter's type", d)
+            todo = left
 
     # ---- statements ---------------------------------------------------------------------------
     def body(self, stmts, scope):

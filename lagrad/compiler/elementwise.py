@@ -7,8 +7,8 @@ written in a model would: sympy would otherwise rewrite ``sqrt(x) ** 2`` to ``x`
 ``exp(log(x))`` to ``x``, finite where the body is NaN. Arithmetic on constants is done in
 float64 with IEEE results (``1 / 0`` is inf, ``sqrt(-1.0)`` NaN), as in a model. ``softplus`` and
 ``sigmoid`` are functions of their own that lower to JAX's stable ones; the derivatives of
-``abs``, ``relu``, ``maximum`` and ``minimum`` are those of the standard library (0 at the kink;
-the second derivative 0: no Dirac delta). sympy.diff simplifies, so a derivative is made NaN
+``abs``, ``relu``, ``maximum`` and ``minimum`` are those of the standard library and of JAX at
+the kink (|x|' = 1 and relu' = 0 at 0, ties split ½/½; the second derivative 0: no Dirac delta). sympy.diff simplifies, so a derivative is made NaN
 wherever the body is NaN (outside its domain), as the function is."""
 from __future__ import annotations
 
@@ -58,6 +58,7 @@ _NUMERIC = {
 
 # lambdify's names for what the JAX printer does not know
 _MODULES = [{"Sigmoid": jax.nn.sigmoid, "Softplus": jax.nn.softplus,
+             "sign": lambda x: jnp.where(x >= 0, 1.0, -1.0),     # d|x|/dx: +1 at 0, as JAX's abs
              "Heaviside": lambda x, *h: jnp.heaviside(x, jnp.zeros_like(x)),     # step(0) = 0
              "DiracDelta": lambda x, *k: jnp.zeros_like(x)}, "jax"]
 

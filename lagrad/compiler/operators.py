@@ -231,4 +231,4 @@ def check_linear(prog: Program, opv: OpValue, el):
 def _opname(prim):
     from .primitive import REGISTRY
     p = REGISTRY.get(prim)
-    return p.infix if p is not None and p.infix else prim
+    return prim if p is None else p.infix or p.label

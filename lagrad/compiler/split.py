@@ -2,6 +2,8 @@
 backward part (residuals + cotangents → gradients): what a vjp with saved residuals needs."""
 from __future__ import annotations
 
+import sympy
+
 from .ir import Program, Var
 from .passes import dce
 from .types import TensorType, dim_names
@@ -49,12 +51,35 @@ def _dimension_carriers(bwd, inputs, primal_inputs, seen) -> list:
             needed |= _dims_of(o)
         for _, val in e.params:
             needed |= dim_names(val)
-    have = set().union(*map(_dims_of, inputs))
+    have = _bindable(inputs)
     out = []
     for d in sorted(needed - have):
+        if d in have:                       # bound through a carrier added for another name
+            continue
         carrier = next((v for v in primal_inputs if d in _alone(v)), None)
         if carrier is not None and id(carrier) not in seen:
             seen.add(id(carrier))
             out.append(carrier)
-            have |= _dims_of(carrier)
+            have = _bindable(list(inputs) + out)
     return out
+
+
+def _bindable(inputs) -> set:
+    """The dimensions a program with these inputs can bind (as runtime/codegen.dim_bindings
+    does): those standing alone in a shape, then any entry linear in one more name with a
+    positive coefficient once its other names are bound (`k` from [n + k] and n). A name seen
+    only inside a sum (`f64[n + m]` alone) is not bindable."""
+    have = set().union(*map(_alone, inputs)) if inputs else set()
+    entries = [sympy.expand(d) for v in inputs if isinstance(v.type, TensorType) for d in v.type.shape]
+    grown = True
+    while grown:
+        grown = False
+        for d in entries:
+            free = [s for s in d.free_symbols if s.name not in have]
+            if len(free) == 1 and sympy.degree(d, free[0]) == 1:
+                c = d.coeff(free[0])
+                rest = sympy.expand(d - c * free[0])
+                if c.is_Rational and c > 0 and not rest.has(free[0]) and (c.is_Integer or rest == 0):
+                    have.add(free[0].name)
+                    grown = True
+    return have

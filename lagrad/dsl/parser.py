@@ -340,10 +340,9 @@ class _Builder:
                 value = ast.Name(str(value), span=span)
             else:
                 value = ast.Bool(value == "true", span=span)
+        elif isinstance(value, ast.Neg) and isinstance(value.operand, ast.Num):    # k=-1: one number
+            value = ast.Num(-value.operand.value, span=value.span)
         return ast.Kwarg(str(name), value, span=self.span(kids))
-
-    def neg_number(self, kids):
-        return ast.Num(-_number(kids[1]), span=self.span(kids))
 
 
 def _number(text: str):
@@ -446,8 +445,8 @@ def _explain(tok, expected, text, parser):
     if prev in _STARTERS and tok in ("=", ",", ":"):
         return f"`{prev}` is a keyword, not a name", "choose another name", _at(prev)
     if "TRUE" in expected and "STRING" in expected:
-        return message, ("a keyword argument's value is a number, a string, `true`, `false` or a name "
-                         "(a dimension or an operator)"), None
+        return message, ("a keyword argument's value is a number, a string, `true`, `false`, a name "
+                         "(a dimension or an operator) or an integer expression of dimensions (`k=n-1`)"), None
     if tok == "(" and prev in (")", "]", "'"):
         return message, "only a function name can be called, as in `f(x)`", None
     if tok == "," and "RPAR" in expected:

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from ..compiler.builder import Undef, is_zero
+from ..compiler.builder import Undef, Val, is_zero
+from ..compiler.ir import Lit
 from ..compiler.primitive import Primitive, register
 from . import shapes
 
@@ -80,7 +81,13 @@ register(Primitive(
 
 def _pow_frechet(b, x, dx, y, p):
     a, e = x
-    out = dx[0] * (e * a ** (e - 1.0)) if not is_zero(dx[0]) else b.zero(y[0].type)
+    k = e.atom.value if isinstance(e, Val) and isinstance(e.atom, Lit) else None
+    if is_zero(dx[0]) or k == 0:            # a ** 0 is 1: no da-term (0 · a^-1 would be NaN at a = 0)
+        out = b.zero(y[0].type)
+    elif k == 1:                            # a ** 1 is a: da itself (not 1 · a^0, as JAX's integer_pow)
+        out = dx[0]
+    else:
+        out = dx[0] * (e * a ** (e - 1.0))
     if not is_zero(dx[1]):      # log(a) with a = 0 read as log 1 = 0, as JAX does: 0^e has de-term 0
         out = out + dx[1] * (b.log(a + (1.0 - b.abs(b.sign(a)))) * y[0])
     return out

@@ -33,8 +33,11 @@ unary("sin", jnp.sin, lambda b, x, dx, y: b.cos(x) * dx, "y = sin x")
 unary("cos", jnp.cos, lambda b, x, dx, y: -(b.sin(x) * dx), "y = cos x")
 # tanh: dy = (1 − y²) dx
 unary("tanh", jnp.tanh, lambda b, x, dx, y: (1.0 - y * y) * dx, "y = tanh x")
-# abs: dy = sign(x) dx
-unary("abs", jnp.abs, lambda b, x, dx, y: b.sign(x) * dx, "y = |x|")
+# signum: y = 1 if x ≥ 0 else −1 (the slope of |x| JAX takes: +1 at 0): dy = 0
+unary("signum", lambda x: jnp.where(x >= 0, 1.0, -1.0).astype(jnp.result_type(x, 1.0)), None,
+      "y = 1 if x ≥ 0 else −1", zero_tangent=True, internal=True)
+# abs: dy = sign(x) dx, with slope +1 at 0 as in JAX
+unary("abs", jnp.abs, lambda b, x, dx, y: b.signum(x) * dx, "y = |x|")
 # sigmoid: y = 1 / (1 + e⁻ˣ), dy = y (1 − y) dx
 unary("sigmoid", jax.nn.sigmoid, lambda b, x, dx, y: y * (1.0 - y) * dx, "y = 1 / (1 + e⁻ˣ)")
 # softplus: y = log(1 + eˣ), dy = sigmoid(x) dx

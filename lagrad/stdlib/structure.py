@@ -55,7 +55,7 @@ def _sum_shape(types, params):
     if axis is None:
         return TensorType(t.dtype if t.dtype != WEAK else "f64", ())
     expect(isinstance(axis, int) and -t.ndim <= axis < t.ndim,
-           f"sum: axis {axis} is out of range for {t}")
+           f"axis {axis} is out of range for {t}")
     axis %= t.ndim
     return t.with_shape(t.shape[:axis] + t.shape[axis + 1:])
 
@@ -164,3 +164,13 @@ register(Primitive(
 def _dim_src(d):
     from ..runtime.codegen import py_expr
     return py_expr(d)
+
+
+# astype: y = x in another precision (an f32 input's cotangent in a mixed model is f32, as in
+# JAX); linear, transpose: ȳ in x's precision
+register(Primitive(
+    "astype", lambda x, *, dtype: jnp.asarray(x).astype(jnp.float32 if dtype == "f32" else jnp.float64),
+    lambda types, p: shapes.tensor(types[0]).with_dtype(p["dtype"]), linear_in=(0,), internal=True,
+    math="y = x (as dtype)", kwargs={"dtype": None},
+    frechet=lambda b, x, dx, y, p: b.astype(dx[0], **p),
+    transpose=lambda b, ct, x, y, p: [b.astype(ct[0], dtype=x[0].type.dtype)]))
