@@ -342,6 +342,23 @@ def test_an_elementwise_function_computes_what_its_body_says_inline(body):
                                equal_nan=True)
 
 
+def test_a_linear_elementwise_function_may_sit_in_an_operator_body():
+    """g(x) = 2x − x/4 is c·x, so `A @ g(v)` is linear in v (it was refused); its transpose is
+    itself, checked by the gradient through gmres's transposed solve. sqrt(x)² is not linear."""
+    import jax
+    import jax.numpy as jnp
+    src = ("elementwise g(x) = 2 * x - x / 4\nelementwise k(x) = sqrt(x) ** 2\n"
+           "model f(A: f64[n, n], b: f64[n]) -> f64 {\n op K(v) = A @ g(v)\n return sum(gmres(K, b)) }")
+    f = lagrad.loads(src).f
+    A, b = 2 * np.eye(3) + 0.1, np.arange(1.0, 4.0)
+    ref = lambda A, b: jnp.sum(jnp.linalg.solve(1.75 * A, b))
+    np.testing.assert_allclose(float(f(A, b)), float(ref(A, b)), rtol=1e-10)
+    for g, w in zip(f.grad()(A, b), jax.grad(ref, (0, 1))(A, b)):
+        np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-8)
+    with pytest.raises(LaTypeError, match="but `k` here is not linear in it"):
+        lagrad.loads(src.replace("A @ g(v)", "A @ k(v)"))
+
+
 def test_elementwise_definitions_may_come_in_any_order_and_cannot_recurse():
     m = lagrad.loads("elementwise g(x) = h(x) * 2\nelementwise h(x) = x * x\n"
                      "model f(x: f64[n]) -> f64 { return sum(g(x)) }")

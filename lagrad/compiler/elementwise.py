@@ -168,11 +168,25 @@ def make_elementwise(name: str, expr: sympy.Expr, math: str = "", body=None) -> 
         d = make_elementwise(dname, sympy.diff(expr, X), f"d/dx of {name}", body=base)
         return b.emit(d.name, x[0]) * dx[0]
 
+    linear = body is None and _is_linear(expr)
     p = Primitive(key, _lambdify(expr, body), _same_shape, frechet=frechet, user=True, internal=True,
-                  display=name, math=math or f"y = {sympy.sstr(expr)}", min_args=1, max_args=1)
+                  display=name, math=math or f"y = {sympy.sstr(expr)}", min_args=1, max_args=1,
+                  linear_in=(0,) if linear else (),
+                  # y = c x: its own transpose (x̄ = c ȳ), so it may sit in an `op` body
+                  transpose=(lambda b, ct, x, y, p: [b.emit(key, ct[0])]) if linear else None)
     p.sympy_expr, p.sympy_body = expr, body
     return register(p)
 
+
+def _is_linear(expr) -> bool:
+    """Whether the body is c·x: built from x and numbers by + − × ÷ and non-negative integer
+    powers only (no function: sqrt(x)² is NaN for x < 0), with a zero second derivative and 0 at 0."""
+    for node in sympy.preorder_traversal(expr):
+        if isinstance(node, sympy.Function) or node in (sympy.nan, sympy.oo, -sympy.oo, sympy.zoo):
+            return False
+        if isinstance(node, sympy.Pow) and not (node.exp.is_Integer and node.exp >= 0):
+            return False
+    return sympy.diff(expr, X, 2) == 0 and sympy.simplify(expr.subs(X, 0)) == 0
 
 def source_line(p) -> str:
     """The line of generated source that registers elementwise primitive `p` where the source
