@@ -115,6 +115,13 @@ def test_a_mixed_model_gives_each_input_a_cotangent_of_its_own_precision():
             np.testing.assert_allclose(np.asarray(g), np.asarray(r), rtol=1e-6)
 
 
+def test_python_integers_past_int64_become_floats():
+    f = lagrad.loads("model f(x: f64) -> f64 { return x * 2 }").f
+    assert float(f(10 ** 20)) == 2e20
+    with pytest.raises(lagrad.InputError, match="argument `x` is an integer too large for f64"):
+        f(10 ** 400)
+
+
 def test_integer_jax_arrays_are_converted(mod):
     y = mod.f(1.0, jnp.asarray(2 * np.eye(3), jnp.int32), b)
     np.testing.assert_allclose(y, _ref(1.0, 2 * np.eye(3), b), rtol=1e-12)

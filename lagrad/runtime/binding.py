@@ -58,6 +58,11 @@ def convert(name, value, t: TensorType):
         arr = np.asarray(value)
     except Exception as e:  # ragged lists and the like
         raise InputError(f"{_label(name)} is not an array: {e}") from None
+    if arr.dtype == object and isinstance(value, int):        # 10**20: past int64, as a float
+        try:
+            arr = np.asarray(float(value))
+        except OverflowError:
+            raise InputError(f"{_label(name)} is an integer too large for {t.dtype}") from None
     _check_kind(name, arr.dtype.kind, arr.dtype, t)
     return arr.astype(_NP[t.dtype], copy=False)
 
