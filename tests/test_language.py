@@ -23,6 +23,9 @@ RESULTS = [
     ("model f(A: f64[n, n], x: f64[n]) -> f64[n] { return A @ x }", (A3, v3), lambda A, x: A @ x),
     ("model f(A: f64[n, n], x: f64[n]) -> f64[n] { return x @ A }", (A3, v3), lambda A, x: x @ A),
     ("model f(x: f64[n]) -> f64 { return x @ x }", (v3,), lambda x: x @ x),
+    ("model f(A: f64[n, n]) -> f64 { return n' + A[0, 0]' }", (A3,), lambda A: 3 + A[0, 0]),   # scalars' transposes
+    ("model f(A: f64[n, n], b: f64[n]) -> f64 { op K(v) = A @ v\n return sum(cg(K, b, tol=1e400)) }",  # tol=inf
+     (A3 @ A3.T + np.eye(3), v3), lambda A, b: 0.0),
     ("fn g(w: f64[k + 1]) = sum(w[:k])\nmodel f(x: f64[n]) -> f64 { return g(x) }", (v3,), lambda x: x[:2].sum()),
     ("fn g(a: f64[k], w: f64[k + 1]) = dot(a, w[1:])\nmodel f(x: f64[n]) -> f64 { return g(x[1:], x) }", (v3,),
      lambda x: x[1:] @ x[1:]),
@@ -101,6 +104,8 @@ ERRORS = [
      "`block_jacobi(...)` is an operator, not an array"),
     ("model f(A: f64[n, n]) -> f64 {\n  return sum(slove(A)) }", LaNameError, 2, 14, "did you mean `solve`"),
     ("model f(A: f64[n, n]) -> f64 {\n  return sum(a) }", LaNameError, 2, 14, "unknown name `a`; did you mean `A`?"),
+    ("model f(A: f64[n, n]) -> f64 {\n  return sum(tril(A, k=A[0])) }", LaTypeError, 2, 24,
+     "keyword argument `k` takes a number, a string, true/false, a name, or an integer expression"),
     ("fn g(a: f64[k], w: f64[k + 1]) = sum(w)\nmodel f(x: f64[n]) -> f64 {\n return g(x, x) }", LaTypeError, 3, 14,
      "`g` expects a dimension of n + 1, got n"),
     ("fn g(w: f64[k + m]) = sum(w)\nmodel f(x: f64[n]) -> f64 {\n return g(x) }", LaTypeError, 1, 13,

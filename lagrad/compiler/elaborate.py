@@ -425,7 +425,7 @@ class Elaborator:
         """A keyword argument's value: a literal, or a name denoting a dimension or loop integer.
         With `who` (the callee), the value must be of its `default`'s kind (``kwarg_kind``; a user
         primitive's keyword without a default takes any value)."""
-        if isinstance(kw.value, (ast.BinOp, ast.Neg)):       # k=n-1: a dimension expression
+        if not isinstance(kw.value, (ast.Name, ast.Num, ast.Str, ast.Bool)):   # k=n-1: a dimension expression
             try:
                 v = self.dim(kw.value, scope)
             except LaTypeError:

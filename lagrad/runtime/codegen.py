@@ -3,6 +3,7 @@ actually runs (``to_jax`` executes it under ``jax.jit``) and what ``to_python()`
 from __future__ import annotations
 
 import keyword
+import math
 
 import sympy
 
@@ -27,8 +28,8 @@ def py_expr(v) -> str:
     if isinstance(v, tuple):
         inner = ", ".join(py_expr(x) for x in v)
         return f"({inner},)" if len(v) == 1 else f"({inner})"
-    if isinstance(v, float):
-        return repr(v)
+    if isinstance(v, float) and not math.isfinite(v):     # inf, nan: not Python literals
+        return f"float({repr(v)!r})"
     return repr(v)
 
 
