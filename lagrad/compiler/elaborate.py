@@ -50,7 +50,8 @@ def kwarg_kind(default) -> str:
     return "int"
 MAX_INLINE_DEPTH = 64
 MAX_INT = 2 ** 31 - 1        # sizes, indices and integer keyword values (XLA's int32 range)
-MAX_UNROLLED = 100_000       # loop iterations one elaboration unrolls (nested loops multiply)
+MAX_UNROLLED = 10_000        # loop iterations one elaboration unrolls (nested loops multiply); XLA takes
+                             # ~8 s to compile 10,000 distinct steps, minutes for 100,000
 # Expressions are evaluated by recursion (value → expr → e_Call → value ...), a few Python frames
 # per level. Past DEEP levels, `expr` switches to `_expr_deep`: the subexpressions at every
 # STEP-th height are evaluated first, bottom-up, so no evaluation recurses more than ~DEEP

@@ -35,7 +35,7 @@ def _add_zero_simplify(sign):
 
 # add: d(a + b) = da + db; transpose: (ȳ, ȳ) summed back over broadcasts
 register(Primitive(
-    "add", jnp.add, shapes.elementwise, linear_in=(0, 1), joint=True, infix="+",
+    "add", jnp.add, shapes.elementwise, linear_in=(0, 1), joint=True, infix="+", min_args=2, max_args=2,
     math="y = a + b", codegen=_infix("+"), zero_simplify=_add_zero_simplify(+1),
     frechet=lambda b, x, dx, y, p: dx[0] + dx[1],
     transpose=lambda b, ct, x, y, p: [unbroadcast(b, ct[0], x[0].type) if isinstance(x[0], Undef) else None,
@@ -43,7 +43,7 @@ register(Primitive(
 
 # sub: d(a - b) = da - db; transpose: (ȳ, -ȳ)
 register(Primitive(
-    "sub", jnp.subtract, shapes.elementwise, linear_in=(0, 1), joint=True, infix="-",
+    "sub", jnp.subtract, shapes.elementwise, linear_in=(0, 1), joint=True, infix="-", min_args=2, max_args=2,
     math="y = a - b", codegen=_infix("-"), zero_simplify=_add_zero_simplify(-1),
     frechet=lambda b, x, dx, y, p: dx[0] - dx[1],
     transpose=lambda b, ct, x, y, p: [unbroadcast(b, ct[0], x[0].type) if isinstance(x[0], Undef) else None,
@@ -51,7 +51,7 @@ register(Primitive(
 
 # neg: d(-a) = -da; transpose: -ȳ
 register(Primitive(
-    "neg", jnp.negative, shapes.same, linear_in=(0,), infix="-", math="y = -a",
+    "neg", jnp.negative, shapes.same, linear_in=(0,), infix="-", math="y = -a", min_args=1, max_args=1,
     codegen=lambda a, p: f"(-{a[0]})",
     frechet=lambda b, x, dx, y, p: -dx[0],
     transpose=lambda b, ct, x, y, p: [-ct[0]]))
@@ -66,7 +66,7 @@ def _mul_transpose(b, ct, x, y, p):
 
 # mul (elementwise): d(a ⊙ b) = da ⊙ b + a ⊙ db; transpose in a: ȳ ⊙ b (summed if a was a scalar)
 register(Primitive(
-    "mul", jnp.multiply, shapes.elementwise, linear_in=(0, 1), infix="*", math="y = a ⊙ b",
+    "mul", jnp.multiply, shapes.elementwise, linear_in=(0, 1), infix="*", math="y = a ⊙ b", min_args=2, max_args=2,
     codegen=_infix("*"),
     frechet=lambda b, x, dx, y, p: dx[0] * x[1] + x[0] * dx[1],
     transpose=_mul_transpose))

@@ -55,7 +55,7 @@ def binary_select(name, impl, pick_a, math):
     def frechet(b, x, dx, y, p):
         s = 0.5 * (1.0 + b.sign(pick_a(x[0], x[1])))
         return s * dx[0] + (1.0 - s) * dx[1]
-    register(Primitive(name, impl, shapes.elementwise, math=math, frechet=frechet))
+    register(Primitive(name, impl, shapes.elementwise, math=math, frechet=frechet, min_args=2, max_args=2))
 
 
 # maximum: y = max(a, b); dy = s da + (1 − s) db, s = (1 + sign(a − b))/2
