@@ -169,12 +169,10 @@ class Builder:
                 atoms.append(self.atom(v))
         if zpos is None and prim_name in _FOLD and all(type(a) is Lit for a in atoms):
             return self.wrap(Lit(_fold(prim_name, [a.value for a in atoms])))    # 2.0 - 1.0 → 1.0
-        if prim_name == "transpose" and zpos is None and len(inputs) == 1 and isinstance(inputs[0], Val) \
-                and getattr(atoms[0].type, "ndim", None) == 0:
-            return inputs[0]                                          # a scalar's transpose is itself
-        if prim_name == "transpose" and self.fold_transposes and len(inputs) == 1 and zpos is None \
-                and isinstance(inputs[0], Val):
-            inner = self._defining(atoms[0])
+        if prim_name == "transpose" and zpos is None and len(inputs) == 1 and isinstance(inputs[0], Val):
+            if getattr(atoms[0].type, "ndim", None) == 0:
+                return inputs[0]                                      # a scalar's transpose is itself
+            inner = self._defining(atoms[0]) if self.fold_transposes else None
             if inner is not None and inner.prim == "transpose":       # (xᵀ)ᵀ = x
                 return self.wrap(inner.inputs[0])
         if zpos is not None:

@@ -3,6 +3,7 @@ Names are resolved (with suggestions), `fn` helpers are inlined, `for` loops are
 and every operation's shape rule runs here, so shape errors point at the source expression."""
 from __future__ import annotations
 
+import functools
 import inspect
 
 import sympy
@@ -486,10 +487,10 @@ class Elaborator:
         block=b)` for f64[n, n]) needs each call's sizes to divide: checked per call, here."""
         for v in out if isinstance(out, tuple) else (out,):
             for d in getattr(v.type, "shape", ()) if hasattr(v, "type") else ():
-                num, den = sympy.fraction(sympy.together(d))
-                if not (den.is_Integer and int(den) == 1):
+                q = _quotient(d)
+                if q is not None:
                     who = f"`{node.func}`" if isinstance(node, ast.Call) else _opname(prim)
-                    self.dim_checks.append((-sympy.Mod(num, den), node.span,
+                    self.dim_checks.append((-sympy.Mod(*q), node.span,
                                             f"{who} makes a size of {d}, which must be a whole number"))
 
     # ---- helpers: fn inlining -----------------------------------------------------------------
@@ -707,6 +708,16 @@ def _value_children(node, scope, el) -> list:
     if target.elaborate is None:
         return list(node.args)
     return list(node.args[1:2]) if target.name in ("cg", "gmres") else []
+
+
+@functools.lru_cache(maxsize=4096)
+def _quotient(d):
+    """(numerator, denominator) of a size that is a quotient of dimensions (n/4), else None;
+    memoized: every equation an elaboration emits asks it of each result size."""
+    if d.is_Integer or d.is_Symbol:
+        return None
+    num, den = sympy.fraction(sympy.together(d))
+    return None if den.is_Integer and int(den) == 1 else (num, den)
 
 
 def _opname(prim):

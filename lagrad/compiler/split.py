@@ -6,7 +6,7 @@ import sympy
 
 from .ir import Program, Var
 from .passes import dce
-from .types import TensorType, dim_names
+from .types import TensorType, dim_names, solve_entry
 
 
 def split_adjoint(adj: Program, n_primal_in: int, n_out: int):
@@ -66,20 +66,16 @@ def _dimension_carriers(bwd, inputs, primal_inputs, seen) -> list:
 
 def _bindable(inputs) -> set:
     """The dimensions a program with these inputs can bind (as runtime/codegen.dim_bindings
-    does): those standing alone in a shape, then any entry linear in one more name with a
-    positive coefficient once its other names are bound (`k` from [n + k] and n). A name seen
-    only inside a sum (`f64[n + m]` alone) is not bindable."""
+    does): those standing alone in a shape, then those `solve_entry` gives once the others are
+    bound (`k` from [n + k] and n). A name seen only inside a sum (`f64[n + m]`) is not."""
     have = set().union(*map(_alone, inputs)) if inputs else set()
     entries = [sympy.expand(d) for v in inputs if isinstance(v.type, TensorType) for d in v.type.shape]
     grown = True
     while grown:
         grown = False
         for d in entries:
-            free = [s for s in d.free_symbols if s.name not in have]
-            if len(free) == 1 and sympy.degree(d, free[0]) == 1:
-                c = d.coeff(free[0])
-                rest = sympy.expand(d - c * free[0])
-                if c.is_Rational and c > 0 and not rest.has(free[0]) and (c.is_Integer or rest == 0):
-                    have.add(free[0].name)
-                    grown = True
+            step = solve_entry(d, have)
+            if step is not None:
+                have.add(step[0].name)
+                grown = True
     return have

@@ -140,3 +140,19 @@ def free_dims(shape) -> set:
     for d in shape:
         out |= {s.name for s in as_dim(d).free_symbols}
     return out
+
+
+def solve_entry(d, bound) -> tuple | None:
+    """How a shape entry `d` (expanded) binds a dimension once the names in `bound` are known:
+    (symbol, coefficient, rest) with d = coefficient · symbol + rest, when exactly one of its
+    names is unbound, it enters linearly with a positive rational coefficient, and the
+    coefficient is an integer unless the rest is 0 (k from [n + k], n from [n/6]); else None."""
+    free = [s for s in d.free_symbols if s.name not in bound]
+    if len(free) != 1 or sympy.degree(d, free[0]) != 1:
+        return None
+    s = free[0]
+    coeff = d.coeff(s)
+    rest = sympy.expand(d - coeff * s)
+    if not (coeff.is_Rational and coeff > 0) or rest.has(s) or not (coeff.is_Integer or rest == 0):
+        return None
+    return s, coeff, rest

@@ -11,7 +11,7 @@ from . import reroll
 from ..compiler.ir import Lit, Program, Var
 from ..compiler.operators import Operator
 from ..compiler.primitive import get
-from ..compiler.types import TensorType, dim_names
+from ..compiler.types import TensorType, dim_names, solve_entry
 
 RESERVED = {"P", "jax", "jnp", "np"}
 
@@ -86,13 +86,10 @@ def dim_bindings(prog: Program, names) -> list:
     while needed - bound and progress:
         progress = False
         for v, k, d in entries:
-            free = [s for s in d.free_symbols if s.name not in bound]
-            if len(free) != 1 or free[0].name not in needed or sympy.degree(d, free[0]) != 1:
+            step = solve_entry(d, bound)
+            if step is None or step[0].name not in needed:
                 continue
-            s = free[0]
-            coeff, rest = d.coeff(s), sympy.expand(d - d.coeff(s) * s)
-            if not (coeff.is_Rational and coeff > 0) or rest.has(s) or not (coeff.is_Integer or rest == 0):
-                continue
+            s, coeff, rest = step
             bound.add(s.name)                   # n from [n/6, 6, 6]: n = shape * 6 // 1
             times = f" * {coeff.q}" if coeff.q != 1 else ""
             lines.append(f"{s.name} = ({names(v)}.shape[{k}] - ({py_expr(rest)})){times} // {coeff.p}")
