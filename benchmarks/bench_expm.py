@@ -3,8 +3,8 @@
 The loss is sum(W ⊙ e^A) with a fixed non-symmetric W; its gradient is Ā = L(Aᵀ, W). Contenders,
 for n = 64 … 512 and two norms of A (one squaring or several):
 
-1. lagrad `f.grad("A")`: the forward pass keeps the factor (Padé pieces, LU, scaling), the
-   adjoint is one Fréchet evaluation from it (products and one LU solve).
+1. lagrad `f.grad("A")`: the forward pass keeps the factor (the Taylor T₁₈ pieces and the
+   scaling), the adjoint is one Fréchet evaluation from it (products only).
 2. `jax.jit(jax.grad(loss))` through `jax.scipy.linalg.expm`. Target: lagrad ≤ 0.6× at n ≥ 128.
 3. The "Fréchet adjoint through JAX's own jvp": e^A, then `jax.scipy.linalg.expm_frechet(Aᵀ, W)`
    (the issue quotes 0.72× of jax.grad for it).

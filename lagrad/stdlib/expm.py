@@ -9,29 +9,42 @@ E with L(A, ·)ᵀ = L(Aᵀ, ·) (RULES.md). So the rules are:
   comes from the block identity expm([[A, E], [0, A]]) = [[e^A, L(A, E)], [0, e^A]]: the
   direction [[dA, 0], [0, dA]] gives dL = L(A, dE) + [L(M, dM)]₁₂ with M = [[A, E], [0, A]].
 
-Numerics (Higham 2005, "The scaling and squaring method for the matrix exponential revisited";
-Al-Mohy & Higham 2009, "Computing the Fréchet derivative of the matrix exponential, with an
-application to condition number estimation", Algorithm 6.4): scale A by 2⁻ˢ, take the [13/13]
-Padé approximant r = (V − U)⁻¹(U + V) with U = A (A₆ W₁ + W₂), V = A₆ Z₁ + Z₂, and square s
-times. s follows Al-Mohy & Higham 2009 ("A new scaling and squaring algorithm for the matrix
-exponential", Algorithm 5.1): from ‖Aᵏ‖₁^(1/k) of the powers the Padé step computes anyway,
-plus the ℓ term that bounds the Padé remainder, instead of ‖A‖₁ alone, which overscales a
-non-normal A (more squarings, and less accuracy: for [[1, 10⁶], [0, −1]] the 1-norm rule takes 18,
-this rule 10, and scipy's expm_frechet, which uses the 1-norm rule, is off by 3·10⁻⁶). JAX's expm
-takes ⌊log₂(‖A‖₁/θ₁₃)⌋, often one squaring fewer than either, at a scaled norm outside the Padé-13
-error bound. There is no cap on s: a large ‖A‖ costs more squarings, never a NaN (JAX's expm
-returns NaN past 16 squarings).
+Numerics: scaling and squaring with the degree-18 Taylor polynomial T₁₈ evaluated in five
+products and no solve (Bader, Blanes & Casas 2019, "Computing the matrix exponential with an
+optimized Taylor polynomial approximation", Mathematics 7(12) 1174: A₉ = B₁B₅ + B₄,
+T₁₈ = B₂ + (B₃ + A₉)A₉ with Bᵢ combinations of I, A, A², A³, A⁶), where a [13/13] Padé
+approximant needs six products and an LU solve. T₁₈'s backward error is below the unit roundoff
+for ‖A‖ ≤ θ₁₈ = 1.09. The number of squarings s follows Al-Mohy & Higham 2009 ("A new scaling and
+squaring algorithm for the matrix exponential", Thm. 4.2 and Alg. 5.1): the backward error of a
+degree-m truncation is bounded through αₚ = max(‖Aᵖ‖^(1/p), ‖Aᵖ⁺¹‖^(1/(p+1))) for any p with
+p(p − 1) ≤ m + 1 = 19, so s = ⌈log₂(min(α₃, α₄)/θ₁₈)⌉, with ‖A³‖ exact and ‖A⁴‖, ‖A⁵‖ estimated
+by matrix-vector products (as that algorithm estimates the norms it does not form). For a
+non-normal A, α ≪ ‖A‖₁, so this does not overscale (for [[1, 10⁶], [0, −1]] the 1-norm rule takes
+20 squarings, this rule 4, and scipy's expm_frechet, which uses the 1-norm rule with Padé, is off
+by 3·10⁻⁶); for A = randn/√n it takes the one squaring JAX's expm takes at n = 128 … 512, where
+α₃ alone would take two. JAX's expm takes ⌊log₂(‖A‖₁/θ₁₃)⌋ squarings, at a scaled norm outside
+its Padé-13 error bound. There is no cap on s: a large ‖A‖ costs more squarings, never a NaN
+(JAX's expm returns NaN past 16 squarings).
 
-The factorization-like value ``expm_factor(A)`` keeps what the derivative reuses: the scaled
-A and its powers A₂ A₄ A₆, the Padé piece W, (V − U)⁻¹, r and its first squares r^(2ʲ), the last
-square before e^A and s (``expm_value`` squares it once more; a gradient does not need it).
-``expm_frechet_apply(F, E)`` then differentiates the Padé approximant with the same scaling
-(12 products and one LU solve) and the squarings (L ← X L + L X, X ← X²: three products per
-squaring, instead of eight for a 2n × 2n block exponential). With ``trans=true`` it applies
-L(Aᵀ, ·) from the same factor, as L(Aᵀ, E) = L(A, Eᵀ)ᵀ. After differentiation a compiler pass (the
-``lower`` rules below) rewrites ``expm(A)`` to ``expm_value(expm_factor(A))`` and
-``expm_frechet(A or Aᵀ, ·)`` to the apply, so a model's forward pass and its adjoint share one
-factor: the backward pass is products and triangular solves only.
+The derivative differentiates the same evaluation (Al-Mohy & Higham 2009, "Computing the
+Fréchet derivative of the matrix exponential", Alg. 6.4, there for Padé): d(A²), d(A³), d(A⁶), d(A₉)
+and dT₁₈ are two products each, and each squaring X ← X² differentiates to L ← X L + L X. So the
+gradient of a model using e^A costs 5 products and s − 1 squarings for the factor (e^A itself is
+one more) and 10 + 2s products for the adjoint's apply, against 6 products, an LU solve and s
+squarings for a Padé-13 e^A alone and 14 products for its derivative: that is why this module uses
+T₁₈. Where the norms ask for more than a squaring or two it may take up to two more squarings than
+Padé-13 would; on random and non-normal test matrices its accuracy is the same
+(tests/test_expm.py).
+
+The factorization-like value ``expm_factor(A)`` keeps what the derivative reuses: the prescaled
+A, A², A³, A⁶ (the scaling enters as scalar factors), A₉, T₁₈ and its first squares r^(2ʲ), the
+last square before e^A and s (``expm_value`` squares it once more; a gradient does not need it).
+``expm_frechet_apply(F, E)`` then differentiates T₁₈ with the same scaling and the squarings
+(L ← X L + L X, X ← X²: three products per squaring, instead of eight for a 2n × 2n block
+exponential). With ``trans=true`` it applies L(Aᵀ, ·) from the same factor, as L(Aᵀ, E) =
+L(A, Eᵀ)ᵀ. After differentiation a compiler pass (the ``lower`` rules below) rewrites ``expm(A)``
+to ``expm_value(expm_factor(A))`` and ``expm_frechet(A or Aᵀ, ·)`` to the apply, so a model's
+forward pass and its adjoint share one factor: the backward pass is products only.
 """
 from __future__ import annotations
 
@@ -47,15 +60,20 @@ from . import shapes
 from .buffers import keep, slots
 from .linalg import _factor, _factor_arg, _linear_in_b
 
-# [13/13] Padé coefficients b₀ … b₁₃ and θ₁₃, the largest ‖A‖₁ it is accurate for in float64
-# (Higham 2005, Table 2.3).
-B13 = (64764752532480000., 32382376266240000., 7771770303897600., 1187353796428800.,
-       129060195264000., 10559470521600., 670442572800., 33522128640., 1323241920., 40840800.,
-       960960., 16380., 182., 1.)
-THETA13 = 5.371920351148152
-C27_LOG2 = 116.447004251763     # log₂ 1/|c₂₇|: the Padé-13 remainder's leading coefficient (Higham 2005 (2.6))
-PRESCALE = 8                    # squarings left to the sharp rule (see _prescale)
-MAX_SQUARES = 6    # squarings whose powers r^(2ʲ) the factor keeps at most (s ≤ 6 for ‖A‖₁ ≤ 344),
+# T₁₈ = B₂ + (B₃ + A₉) A₉, A₉ = B₁ B₅ + B₄, with Bᵢ = Σⱼ T18[i][j] Pⱼ over P = (I, A, A², A³, A⁶)
+# (Bader, Blanes & Casas 2019: the coefficients solve the equations that make this T₁₈ exactly, to
+# double precision), and θ₁₈, the largest α for which its backward error is below 2⁻⁵³ (ibid.; the
+# value PyTorch's matrix_exp uses too)
+T18 = ((0.0, -1.00365581030144618291e-01, -8.02924648241156932449e-03, -8.92138498045729985177e-04, 0.0),
+       (0.0, 3.97849749499645077844e-01, 1.36783778460411720168e+00, 4.98289622525382669416e-01,
+        -6.37898194594723280150e-04),
+       (-1.09676396052962061844e+01, 1.68015813878906206114e+00, 5.71779846478865511061e-02,
+        -6.98210122488052056106e-03, 3.34975017086070470649e-05),
+       (-9.04316832390810593223e-02, -6.76404519071381882256e-02, 6.75961301770459654925e-02,
+        2.95552570429315521194e-02, -1.39180257516060693404e-05),
+       (0.0, 0.0, -9.23364619367118555360e-02, -1.69364939002081722752e-02, -1.40086798182036094347e-05))
+THETA18 = 1.090863719290036
+MAX_SQUARES = 6    # squarings whose powers r^(2ʲ) the factor keeps at most (s ≤ 6 for ‖A‖₁ ≤ 70),
 SQUARE_BYTES = 4 << 20   # and at most this many bytes of them (at least r itself); the apply
                          # squares on from the last kept one (one more product per squaring)
 
@@ -77,71 +95,90 @@ def _log2_ceil(x):
 
 
 def _prescale(A):
-    """s₀ = max(0, ⌈log₂(‖A‖₁/θ₁₃)⌉ − PRESCALE): the squarings the plain 1-norm rule (Higham 2005)
-    would take, less PRESCALE, so that the unscaled powers A²…A⁶ below cannot overflow (‖2^−s₀A‖₁ ≤
-    2^PRESCALE θ₁₃); the sharper rule then decides the rest."""
-    return jnp.maximum(_log2_ceil(_onenorm(A) / THETA13) - PRESCALE, 0)
+    """s₀ = max(0, ⌈log₂(‖A‖₁/θ₁₈)⌉ − k): the squarings the plain 1-norm rule would take, less k,
+    so that the unscaled powers B² … B⁶ of B = 2^−s₀A cannot overflow: ‖B‖₁ ≤ 2ᵏθ₁₈ and
+    6(k + 1) below the dtype's largest exponent (k = 169 in float64, 20 in float32). The sharper
+    rule (_squarings) decides the rest; scaling by a power of two is exact, so s₀ changes no
+    rounding. (A fixed k = 8 here made s₀ alone exceed what the sharp rule asks for a non-normal
+    A with ‖A‖₁ ≳ 10⁵, and every extra squaring of such a matrix costs accuracy.)"""
+    k = jnp.finfo(A.dtype).maxexp // 6 - 1
+    return jnp.maximum(_log2_ceil(_onenorm(A) / THETA18) - k, 0)
 
 
-def _squarings(B, B4, B6):
-    """s for B = 2^−s₀A (Al-Mohy & Higham 2009, Algorithm 5.1, with exact norms and upper bounds
-    in place of estimates): s = ⌈log₂(η/θ)⌉ with η = min(max(d₆, d₈), max(d₈, d₁₀)), dₖ =
-    ‖Bᵏ‖₁^(1/k) (d₈ ≤ d₄ and d₁₀ ≤ (‖B⁴‖‖B⁶‖)^(1/10) by submultiplicativity), θ = 4.25; plus
-    ℓ = ⌈log₂(|c₂₇| ‖|2^−s B|²⁷‖₁ / (‖2^−s B‖₁ u)) / 26⌉, the squarings the Padé remainder's
-    leading term still needs. For a non-normal B, dₖ ≪ ‖B‖₁ (overscaling by the 1-norm rule costs
-    accuracy as well as squarings)."""
-    n4, n6 = _onenorm(B4), _onenorm(B6)
-    d4, d6, d10 = n4 ** 0.25, n6 ** (1 / 6), (n4 * n6) ** 0.1
-    eta = jnp.minimum(jnp.maximum(d6, d4), jnp.maximum(d4, d10))
-    s = _log2_ceil(eta / 4.25)
-    # α(s) = 2^−27s ‖|B|²⁷‖ / (2^−s ‖B‖ |c|⁻¹): ℓ(s) = ⌈(log₂(α(0)/u) − 26 s)/26⌉
-    n1 = _onenorm(B)
+def _squarings(B, B2, B3):
+    """s for B = 2^−s₀A: ⌈log₂(α/θ₁₈)⌉ with α = min(α₃, α₄), αₚ = max(dₚ, dₚ₊₁) and dₖ = ‖Bᵏ‖₁^(1/k)
+    (Al-Mohy & Higham 2009, Thm. 4.2: any p with p(p − 1) ≤ 19 bounds T₁₈'s backward error). d₃
+    is exact; d₄ and d₅ come from the 1-norm estimates of _power_norms (as that paper's Alg. 5.1
+    estimates the dₖ it does not form), skipped where no squaring is needed anyway. For a
+    non-normal B, dₖ ≪ ‖B‖₁; for B = randn/√n, d₃ ≈ 2.5 and α₄ ≈ 2.0 at n = 256, one squaring
+    fewer."""
+    n1, n2, n3 = _onenorm(B), _onenorm(B2), _onenorm(B3)
+    d3 = n3 ** (1 / 3)
+    d4_bound = jnp.minimum(n2 ** 0.5, (n3 * n1) ** 0.25)        # submultiplicativity
 
-    def ell(log2_n27):
-        log2_alpha0 = log2_n27 - jnp.log2(n1) - C27_LOG2 + 53.0
-        e = jnp.ceil((log2_alpha0 - 26.0 * s) / 26.0)
-        return jnp.where(jnp.isfinite(e) & (e > 0), e, 0).astype(jnp.int32)
+    def estimated(_):
+        n4, n5 = _power_norms(B2, B3)
+        d4, d5 = jnp.minimum(n4 ** 0.25, d4_bound), n5 ** 0.2
+        return jnp.minimum(jnp.maximum(d3, d4), jnp.maximum(d4, d5))
+    bound = jnp.maximum(d3, d4_bound)
+    alpha = jax.lax.cond(bound > THETA18, estimated, lambda _: bound, None)
+    return _log2_ceil(alpha / THETA18)
 
-    def exact(_):
-        # ‖|B|²⁷‖₁ = max(1ᵀ|B|²⁷) exactly, as 27 vector-matrix products of |B|/‖B‖₁ (no overflow)
-        M = jnp.abs(B) / jnp.where(n1 > 0, n1, 1)
-        v = jax.lax.fori_loop(0, 27, lambda _, v: v @ M, jnp.ones(B.shape[-1], B.dtype))  # a loop:
-                                            # 27 unrolled products took XLA 0.5 s to compile
-        return ell(27 * jnp.log2(n1) + jnp.log2(jnp.max(v)))         # log₂ ‖|B|²⁷‖₁
 
-    # ‖|B|²⁷‖₁ ≤ ‖B‖₁²⁷, so ℓ is 0 when this bound says so, and the vector products are skipped
-    # (the usual case: at s from η, ℓ > 0 needs ‖B‖₁ ≳ 2^(s+2.44))
-    bound = ell(27 * jnp.log2(n1))
-    ell_s = jax.lax.cond(bound > 0, exact, lambda _: bound, None)
-    return s + ell_s
+def _power_norms(B2, B3, steps=1):
+    """(‖B⁴‖₁, ‖B⁵‖₁) estimated from below with matrix-vector products only (Hager 1984; Higham
+    1988, Alg. 4.1, `steps` steps of it on each): y = Mx, ξ = sign(y), z = Mᵀξ, x ← e_argmax|z|,
+    keeping the largest ‖y‖₁, with M = B²·B² and B³·B² applied factor by factor (both start from
+    B²x). It is usually exact, and within a small factor otherwise (Higham & Tisseur 2000)."""
+    n = B2.shape[-1]
+    X = jnp.full((n, 2), 1.0 / n, B2.dtype)
+    est = jnp.zeros((2,), B2.dtype)
+    for step in range(steps + 1):
+        Y2 = B2 @ X
+        Y = jnp.stack([B2 @ Y2[:, 0], B3 @ Y2[:, 1]], axis=1)      # B⁴x₀, B⁵x₁
+        est = jnp.maximum(est, jnp.sum(jnp.abs(Y), axis=0))
+        if step == steps:
+            break
+        Xi = jnp.where(Y >= 0, 1.0, -1.0).astype(B2.dtype)
+        Z = B2.T @ jnp.stack([B2.T @ Xi[:, 0], B3.T @ Xi[:, 1]], axis=1)
+        X = jax.nn.one_hot(jnp.argmax(jnp.abs(Z), axis=0), n, dtype=B2.dtype).T
+    return est[0], est[1]
+
+
+def _combination(i, P):
+    """Bᵢ = Σⱼ T18[i][j] Pⱼ (the terms whose coefficient is 0 or whose Pⱼ is None left out)."""
+    out = None
+    for c, X in zip(T18[i], P):
+        if c != 0.0 and X is not None:
+            out = c * X if out is None else out + c * X
+    return out
+
+
+def _pieces(B, B2, B3, B6, f):
+    """B₁ … B₅ at the scaled A = fB (its powers fᵏBₖ enter as scalar factors: elementwise work, so
+    the apply recomputes them rather than the factor keeping five more matrices)."""
+    P = (jnp.eye(B.shape[-1], dtype=B.dtype), f * B, (f * f) * B2, f ** 3 * B3, f ** 6 * B6)
+    return [_combination(i, P) for i in range(5)]
 
 
 def expm_factor_impl(A):
-    """(B, B2, B4, B6, f, W, Qinv, squares, top, s): B = 2^−s₀A and its powers, f = 2^−s₁ (s =
-    s₀ + s₁), so the scaled As = fB, A₂ = f²B₂, … enter only as scalar factors (copies of the four
-    scaled powers would add 4 n² words to the gradient's peak memory); Qinv = (V − U)⁻¹ (q₁₃ is
-    well conditioned for ‖As‖₁ ≤ θ₁₃, Higham 2005 §2, so its inverse is as good as a solve),
-    squares[j] = r^(2ʲ) for j < min(s, S) with r = Qinv (U + V) = squares[0], S from the shape
-    (``MAX_SQUARES``, ``SQUARE_BYTES``), and top = r^(2^(s−1)) (r when s = 0): e^A is top²,
-    computed by ``expm_value`` only where the value is used (a gradient needs the squares below
-    it, not e^A)."""
+    """(B, B2, B3, B6, f, A9, squares, top, s): B = 2^−s₀A and its powers, f = 2^−s₁ (s = s₀ + s₁),
+    so the scaled As = fB, A₂ = f²B₂, … enter only as scalar factors (copies of the scaled powers
+    would add to the gradient's peak memory); A9 = B₁B₅ + B₄; squares[j] = r^(2ʲ) for j < min(s, S)
+    with r = T₁₈(As) = squares[0], S from the shape (``MAX_SQUARES``, ``SQUARE_BYTES``), and
+    top = r^(2^(s−1)) (r when s = 0): e^A is top², computed by ``expm_value`` only where the value
+    is used (a gradient needs the squares below it, not e^A)."""
     A = _float(A)
-    b = B13
     s0 = _prescale(A)
     B = A * jnp.exp2(-s0.astype(A.dtype))
     B2 = B @ B
-    B4 = B2 @ B2
-    B6 = B4 @ B2
-    s1 = _squarings(B, B4, B6)
+    B3 = B2 @ B
+    B6 = B3 @ B3
+    s1 = _squarings(B, B2, B3)
     f = jnp.exp2(-s1.astype(A.dtype))           # a power of two: scaling by it is exact
-    f2, f4, f6 = f * f, f ** 4, f ** 6
-    eye = jnp.eye(A.shape[-1], dtype=A.dtype)
-    W1, Z1 = _w1_z1(B2, B4, B6, f)
-    W = f6 * (B6 @ W1) + ((b[7] * f6) * B6 + (b[5] * f4) * B4 + (b[3] * f2) * B2 + b[1] * eye)
-    U = f * (B @ W)
-    V = f6 * (B6 @ Z1) + ((b[6] * f6) * B6 + (b[4] * f4) * B4 + (b[2] * f2) * B2 + b[0] * eye)
-    Qinv = jnp.linalg.inv(V - U)
-    r = Qinv @ (U + V)
+    P1, P2, P3, P4, P5 = _pieces(B, B2, B3, B6, f)
+    A9 = P1 @ P5 + P4
+    r = P2 + (P3 + A9) @ A9
     S = slots(A.shape[-1], A.dtype, most=MAX_SQUARES, least=1, budget=SQUARE_BYTES)
     squares = jnp.zeros((S,) + r.shape, r.dtype).at[0].set(r)
 
@@ -150,16 +187,7 @@ def expm_factor_impl(A):
         X = X @ X
         return X, keep(squares, X, j)
     top, squares = jax.lax.fori_loop(1, jnp.maximum(s0 + s1, 1), square, (r, squares))
-    return B, B2, B4, B6, f, W, Qinv, squares, top, s0 + s1
-
-
-def _w1_z1(B2, B4, B6, f):
-    """The Padé pieces W₁ = b₁₃A₆ + b₁₁A₄ + b₉A₂ and Z₁ = b₁₂A₆ + b₁₀A₄ + b₈A₂ with Aₖ = fᵏBₖ
-    (elementwise: the apply recomputes them rather than the factor keeping two more matrices)."""
-    b = B13
-    f2, f4, f6 = f * f, f ** 4, f ** 6
-    return ((b[13] * f6) * B6 + (b[11] * f4) * B4 + (b[9] * f2) * B2,
-            (b[12] * f6) * B6 + (b[10] * f4) * B4 + (b[8] * f2) * B2)
+    return B, B2, B3, B6, f, A9, squares, top, s0 + s1
 
 
 def expm_value_impl(F):
@@ -169,30 +197,22 @@ def expm_value_impl(F):
 
 
 def expm_frechet_apply_impl(F, E, *, trans=False):
-    """L(A, E) (L(Aᵀ, E) if trans) from F = expm_factor(A): the derivative of the Padé
-    approximant at the scaled As, then of the s squarings (Al-Mohy & Higham 2009, Alg. 6.4).
-    L(Aᵀ, E) = L(A, Eᵀ)ᵀ (substitute s → 1 − s in the integral), so the transposed apply
-    runs the same products on Eᵀ."""
+    """L(A, E) (L(Aᵀ, E) if trans) from F = expm_factor(A): the derivative of T₁₈ at the scaled
+    As, then of the s squarings. L(Aᵀ, E) = L(A, Eᵀ)ᵀ (substitute s → 1 − s in the integral), so
+    the transposed apply runs the same products on Eᵀ."""
     if trans:       # Eᵀ as a copy: left a transposed operand, XLA:CPU folds it into the first
                     # products, which then take their slow path (+10% for the apply at n = 512)
         return expm_frechet_apply_impl(F, jax.lax.optimization_barrier(jnp.asarray(E).T)).T
-    B, B2, B4, B6, f, W, Qinv, squares, _, s = F
-    b = B13
-    f2, f4, f6 = f * f, f ** 4, f ** 6
-    W1, Z1 = _w1_z1(B2, B4, B6, f)
-    r = squares[0]
+    B, B2, B3, B6, f, A9, squares, _, s = F
+    P1, _, P3, _, P5 = _pieces(B, B2, B3, B6, f)
     dt = jnp.result_type(B.dtype, jnp.asarray(E).dtype)
-    Es = jnp.asarray(E, dt) * jnp.exp2(-s.astype(dt))
-    M2 = f * (B @ Es + Es @ B)                  # d(A²), A = fB the scaled matrix
-    M4 = f2 * (B2 @ M2 + M2 @ B2)               # d(A⁴)
-    M6 = f4 * (B4 @ M2) + f2 * (M4 @ B2)        # d(A⁶)
-    Lw1 = b[13] * M6 + b[11] * M4 + b[9] * M2
-    Lw = f6 * (B6 @ Lw1) + M6 @ W1 + (b[7] * M6 + b[5] * M4 + b[3] * M2)
-    Lz1 = b[12] * M6 + b[10] * M4 + b[8] * M2
-    Lu = f * (B @ Lw) + Es @ W                  # dU
-    Lv = f6 * (B6 @ Lz1) + M6 @ Z1 + (b[6] * M6 + b[4] * M4 + b[2] * M2)    # dV
-    # r = (V − U)⁻¹(U + V): (V − U) dr = dU + dV + (dU − dV) r
-    L = Qinv @ (Lu + Lv + (Lu - Lv) @ r)
+    Es = jnp.asarray(E, dt) * jnp.exp2(-s.astype(dt))      # d(As)
+    D2 = f * (B @ Es + Es @ B)                               # d(A²)
+    D3 = f * (D2 @ B) + (f * f) * (B2 @ Es)                  # d(A³) = d(A²) A + A² dA
+    D6 = f ** 3 * (D3 @ B3 + B3 @ D3)                        # d(A⁶)
+    dP1, dP2, dP3, dP4, dP5 = _pieces_derivative(Es, D2, D3, D6)
+    dA9 = dP1 @ P5 + P1 @ dP5 + dP4
+    L = dP2 + (dP3 + dA9) @ A9 + (P3 + A9) @ dA9             # dT₁₈
 
     # d(X²) = X dX + dX X with X = r^(2ʲ): read from the kept squares for j < S …
     S = squares.shape[0]
@@ -203,6 +223,11 @@ def expm_frechet_apply_impl(F, E, *, trans=False):
         X = X @ X
         return X, X @ L + L @ X
     return jax.lax.fori_loop(S, jnp.maximum(s, S), later, (squares[S - 1], L))[1]
+
+
+def _pieces_derivative(dA, D2, D3, D6):
+    """dB₁ … dB₅: the same combinations of the powers' derivatives (dI = 0)."""
+    return [_combination(i, (None, dA, D2, D3, D6)) for i in range(5)]
 
 
 # ---- primitives ----------------------------------------------------------------------------
@@ -248,7 +273,7 @@ def _expm_frechet_frechet(b, x, dx, y, p):
     return out + b.index(b.expm_frechet(M, dM), spec=corner)
 
 
-# expm: X = e^A (scaling and squaring, Padé 13); dX = L(A, dA) (Al-Mohy & Higham 2009)
+# expm: X = e^A (scaling and squaring, Taylor T₁₈); dX = L(A, dA) (Al-Mohy & Higham 2009)
 register(Primitive(
     "expm", lambda A: expm_value_impl(expm_factor_impl(A)), _expm_shape, math="X = e^A",
     lower=_lower_expm,
@@ -268,9 +293,9 @@ def _factor_type(types, params):
     return FactorType("expm", _expm_shape(types, params))
 
 
-# expm_factor: the scaling, Padé pieces and squarings of e^A, kept for L(A, ·) and L(Aᵀ, ·)
+# expm_factor: the scaling, T₁₈ pieces and squarings of e^A, kept for L(A, ·) and L(Aᵀ, ·)
 register(Primitive("expm_factor", expm_factor_impl, _factor_type, internal=True,
-                   math="F = padé₁₃(A/2ˢ), s squarings"))
+                   math="F = T₁₈(A/2ˢ), s squarings"))
 
 # expm_value: e^A from the factor
 register(Primitive(
