@@ -208,11 +208,15 @@ def test_value_and_frechet_match_50_digit_references(name):
     assert rel(MODELS.frechet_loss.grad("W")(A, E, np.ones_like(A)), L) <= 1e-12 * cond
 
 
+def _power_norm(B, k):
+    """‖Bᵏ‖₁ (NumPy)."""
+    return np.abs(np.linalg.matrix_power(B, k)).sum(axis=0).max()
+
+
 def _exact_squarings(B):
     """s from the exact α = min(max(d₃, d₄), max(d₄, d₅)), dₖ = ‖Bᵏ‖₁^(1/k) (NumPy)."""
     from lagrad.stdlib.expm import THETA18
-    one = lambda X: np.abs(X).sum(axis=0).max()
-    d3, d4, d5 = (one(np.linalg.matrix_power(B, k)) ** (1 / k) for k in (3, 4, 5))
+    d3, d4, d5 = (_power_norm(B, k) ** (1 / k) for k in (3, 4, 5))
     alpha = min(max(d3, d4), max(d4, d5))
     return max(int(np.ceil(np.log2(alpha / THETA18))), 0) if alpha > 0 else 0
 
@@ -246,12 +250,11 @@ def test_power_norm_estimates_are_lower_bounds_within_a_small_factor(kind):
     matrix (the column of largest sum is found in one step), and is within a factor 3 on these
     classes (Higham & Tisseur 2000 report the same for their block version)."""
     from lagrad.stdlib.expm import _power_norms
-    one = lambda X: np.abs(X).sum(axis=0).max()
     rng = np.random.default_rng(5)
     for n in (5, 20, 64):
         for _ in range(10):
             B = _test_matrix(kind, n, rng)
-            e4, e5 = one(np.linalg.matrix_power(B, 4)), one(np.linalg.matrix_power(B, 5))
+            e4, e5 = _power_norm(B, 4), _power_norm(B, 5)
             g4, g5 = (float(x) for x in _power_norms(jnp.asarray(B @ B), jnp.asarray(B @ B @ B)))
             assert g4 <= e4 * (1 + 1e-12) and g5 <= e5 * (1 + 1e-12)
             assert g4 >= e4 / 3 and g5 >= e5 / 3
