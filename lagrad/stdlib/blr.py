@@ -245,24 +245,33 @@ def _split_x(x, p, b):
 
 
 def blr_apply_impl(D, U, V, x, *, trans=False):
-    """y = M x (Mᵀx if trans), in one pass over the factors in their own layout (no transposed
-    copy of U or V, which XLA would otherwise make): t = Vᵀx per block pair (a multiply-reduce),
-    masked off the diagonal, then U t per block pair (batched over (i, j)) summed over j. Mᵀ has diagonal
-    blocks Dᵢᵀ and off-diagonal blocks (j, i) = Vᵢⱼ Uᵢⱼᵀ."""
+    """y = M x (Mᵀx if trans), in one pass over the factors in their own layout: t = Vᵀx per
+    block pair, masked off the diagonal, then U t per block pair (batched over (i, j)) summed
+    over j. Mᵀ has diagonal blocks Dᵢᵀ and off-diagonal blocks (j, i) = Vᵢⱼ Uᵢⱼᵀ.
+
+    t for a vector x is a dot batched over the block pairs with X broadcast to [p, p, b] (n²/b
+    numbers, a quarter of U at rank 4), which reads each factor as it lies; with several columns
+    that broadcast is k times larger, so t is a multiply-reduce there. (XLA's CPU backend takes
+    a slow strided path for the vector multiply-reduce, and a dot batched over i alone makes a
+    transposed copy of the factor: on the benchmark's block 128, rank 4, the broadcast dot is
+    1.7–2.4× faster than the multiply-reduce for n = 1024…16384 in both directions, where the
+    copying dot is 2.5× slower at n = 16384; benchmarks/results_notes.md, stop 20.)"""
     p, b = D.shape[0], D.shape[1]
     X = _split_x(jnp.asarray(x), p, b)                       # [p, b] or [p, b, k]
     dtype = jnp.result_type(D, U, V, X)
     mask = _offdiag(p, dtype).reshape((p, p, 1) + (1,) * (X.ndim - 2))
+    F, G = (U, V) if trans else (V, U)          # tᵢⱼ = Fᵢⱼᵀ x_(i if trans else j); then Gᵢⱼ tᵢⱼ
     dg = jax.lax.dot_general
+    if X.ndim == 2:
+        Xb = jnp.broadcast_to((X[:, None, :] if trans else X[None, :, :]).astype(dtype), (p, p, b))
+        t = dg(Xb, F, (((2,), (2,)), ((0, 1), (0, 1)))) * mask                  # [i, j, r]
+    else:
+        Xe = X[:, None, :, None, :] if trans else X[None, :, :, None, :]
+        t = jnp.sum(F[..., None] * Xe, axis=2) * mask                             # [i, j, r, k]
+    w = dg(G, t, (((3,), (2,)), ((0, 1), (0, 1))))                               # [i, j, a(, k)]
     if trans:
-        Xe = X[:, None, :, None] if X.ndim == 2 else X[:, None, :, None, :]
-        t = jnp.sum(U[..., None] * Xe if X.ndim == 3 else U * Xe, axis=2) * mask   # [i, j, r(, k)]: Uᵢⱼᵀ xᵢ
-        w = dg(V, t, (((3,), (2,)), ((0, 1), (0, 1))))                     # [i, j, c(, k)]: Vᵢⱼ tᵢⱼ
         y = jnp.einsum("ibc,ib...->ic...", D, X) + jnp.sum(w, axis=0)
     else:
-        Xe = X[None, :, :, None] if X.ndim == 2 else X[None, :, :, None, :]
-        t = jnp.sum(V[..., None] * Xe if X.ndim == 3 else V * Xe, axis=2) * mask   # [i, j, r(, k)]: Vᵢⱼᵀ xⱼ
-        w = dg(U, t, (((3,), (2,)), ((0, 1), (0, 1))))                     # [i, j, a(, k)]: Uᵢⱼ tᵢⱼ
         y = jnp.einsum("ibc,ic...->ib...", D, X) + jnp.sum(w, axis=1)
     return y.reshape(jnp.shape(x))
 
