@@ -88,6 +88,18 @@ class TensorType:
     def __post_init__(self):
         object.__setattr__(self, "shape", tuple(as_dim(d) for d in self.shape))
 
+    def __hash__(self):
+        # computed once: every emitted equation's shape-rule memo hashes its input types, and a
+        # sympy dimension's hash is a Python call (dataclass keeps an explicit __hash__)
+        h = self.__dict__.get("_hash")
+        if h is None:
+            h = hash((self.dtype, self.shape))
+            object.__setattr__(self, "_hash", h)
+        return h
+
+    def __getstate__(self):            # a pickled type recomputes its hash (string hashes are per process)
+        return {k: v for k, v in self.__dict__.items() if k != "_hash"}
+
     @property
     def ndim(self) -> int:
         return len(self.shape)
