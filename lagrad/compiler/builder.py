@@ -184,11 +184,10 @@ class Builder:
         ps = make_params(params)
         out_types = result_types(p, [a.type for a in atoms], ps)
         var = self.namer.var
-        if names is None and len(out_types) == 1:
-            outs = (var(name or "t", out_types[0]),)
-        elif names is None:
+        if names is None:
             base = name or "t"
-            outs = tuple(var(base, t) for t in out_types)
+            outs = ((var(base, out_types[0]),) if len(out_types) == 1
+                    else tuple(var(base, t) for t in out_types))
         else:
             outs = tuple(var(n, t) for n, t in zip(names, out_types))
         self.eqns.append(Eqn(p.name, atoms, ps, outs, self.span, self.origin))

@@ -148,8 +148,4 @@ class Namer:
 
     @classmethod
     def for_program(cls, prog: Program) -> "Namer":
-        taken = {v.name for v in prog.inputs}
-        for e in prog.eqns:
-            for o in e.outputs:
-                taken.add(o.name)
-        return cls(taken)
+        return cls(v.name for v in prog.vars())

@@ -94,25 +94,25 @@ def _log2_ceil(x):
     return jnp.where(jnp.isfinite(s) & (s > 0), s, 0).astype(jnp.int32)
 
 
-def _prescale(A):
-    """s₀ = max(0, ⌈log₂(‖A‖₁/θ₁₈)⌉ − k): the squarings the plain 1-norm rule would take, less k,
-    so that the unscaled powers B² … B⁶ of B = 2^−s₀A cannot overflow: ‖B‖₁ ≤ 2ᵏθ₁₈ and
+def _prescale(A, nA):
+    """s₀ = max(0, ⌈log₂(nA/θ₁₈)⌉ − k), nA = ‖A‖₁: the squarings the plain 1-norm rule would take,
+    less k, so that the unscaled powers B² … B⁶ of B = 2^−s₀A cannot overflow: ‖B‖₁ ≤ 2ᵏθ₁₈ and
     6(k + 1) below the dtype's largest exponent (k = 169 in float64, 20 in float32). The sharper
     rule (_squarings) decides the rest; scaling by a power of two is exact, so s₀ changes no
     rounding. (A fixed k = 8 here made s₀ alone exceed what the sharp rule asks for a non-normal
     A with ‖A‖₁ ≳ 10⁵, and every extra squaring of such a matrix costs accuracy.)"""
     k = jnp.finfo(A.dtype).maxexp // 6 - 1
-    return jnp.maximum(_log2_ceil(_onenorm(A) / THETA18) - k, 0)
+    return jnp.maximum(_log2_ceil(nA / THETA18) - k, 0)
 
 
-def _squarings(B, B2, B3):
-    """s for B = 2^−s₀A: ⌈log₂(α/θ₁₈)⌉ with α = min(α₃, α₄), αₚ = max(dₚ, dₚ₊₁) and dₖ = ‖Bᵏ‖₁^(1/k)
-    (Al-Mohy & Higham 2009, Thm. 4.2: any p with p(p − 1) ≤ 19 bounds T₁₈'s backward error). d₃
-    is exact; d₄ and d₅ come from the 1-norm estimates of _power_norms (as that paper's Alg. 5.1
-    estimates the dₖ it does not form), skipped where no squaring is needed anyway. For a
-    non-normal B, dₖ ≪ ‖B‖₁; for B = randn/√n, d₃ ≈ 2.5 and α₄ ≈ 2.0 at n = 256, one squaring
-    fewer."""
-    n1, n2, n3 = _onenorm(B), _onenorm(B2), _onenorm(B3)
+def _squarings(n1, B2, B3):
+    """s for B = 2^−s₀A, from n1 = ‖B‖₁, B² and B³: ⌈log₂(α/θ₁₈)⌉ with α = min(α₃, α₄),
+    αₚ = max(dₚ, dₚ₊₁) and dₖ = ‖Bᵏ‖₁^(1/k) (Al-Mohy & Higham 2009, Thm. 4.2: any p with
+    p(p − 1) ≤ 19 bounds T₁₈'s backward error). d₃ is exact; d₄ and d₅ come from the 1-norm
+    estimates of _power_norms (as that paper's Alg. 5.1 estimates the dₖ it does not form),
+    skipped where no squaring is needed anyway. For a non-normal B, dₖ ≪ ‖B‖₁; for
+    B = randn/√n, d₃ ≈ 2.5 and α₄ ≈ 2.0 at n = 256, one squaring fewer."""
+    n2, n3 = _onenorm(B2), _onenorm(B3)
     d3 = n3 ** (1 / 3)
     d4_bound = jnp.minimum(n2 ** 0.5, (n3 * n1) ** 0.25)        # submultiplicativity
 
@@ -169,12 +169,14 @@ def expm_factor_impl(A):
     top = r^(2^(s−1)) (r when s = 0): e^A is top², computed by ``expm_value`` only where the value
     is used (a gradient needs the squares below it, not e^A)."""
     A = _float(A)
-    s0 = _prescale(A)
-    B = A * jnp.exp2(-s0.astype(A.dtype))
+    nA = _onenorm(A)
+    s0 = _prescale(A, nA)
+    scale0 = jnp.exp2(-s0.astype(A.dtype))          # a power of two: ‖B‖₁ = ‖A‖₁·2^−s₀ exactly
+    B = A * scale0
     B2 = B @ B
     B3 = B2 @ B
     B6 = B3 @ B3
-    s1 = _squarings(B, B2, B3)
+    s1 = _squarings(nA * scale0, B2, B3)
     f = jnp.exp2(-s1.astype(A.dtype))           # a power of two: scaling by it is exact
     P1, P2, P3, P4, P5 = _pieces(B, B2, B3, B6, f)
     A9 = P1 @ P5 + P4
