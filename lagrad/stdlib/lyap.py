@@ -57,7 +57,7 @@ from ..compiler.types import FactorType, TensorType, dim_eq, fmt_shape, promote
 from ..errors import InputError
 from . import shapes
 from .buffers import keep, slots
-from .linalg import _factor, _factor_arg, _linear_in_b
+from .linalg import _factor, _factor_arg, _linear_in_b, inverse
 
 KMAX = 50                  # sign-iteration steps / squarings at most
 
@@ -132,7 +132,7 @@ def lyap_factor_impl(A):
 
 def _sign_step(Ak):
     """One scaled Newton step: (A_k⁻¹, c_k, A_{k+1} = (c_k A_k + A_k⁻¹/c_k)/2)."""
-    Ainv = jnp.linalg.inv(Ak)
+    Ainv = inverse(Ak)
     c = jnp.sqrt(_fro(Ainv) / _fro(Ak))
     return Ainv, c, 0.5 * (c * Ak + Ainv / c)
 
