@@ -66,8 +66,7 @@ def inverse(A):
     A = jnp.asarray(A)
     if A.ndim > 2:
         return jax.vmap(inverse)(A.reshape(-1, *A.shape[-2:])).reshape(A.shape)
-    F = _lu_factor(A)
-    return _lu_solve(F, jnp.eye(A.shape[-1], dtype=F[0].dtype))
+    return _lu_inv(_lu_factor(A))
 
 
 # ---- lowering to factorization values (the share_factorizations pass) --------------------
@@ -254,15 +253,18 @@ def _lu_solve(F, B, *, trans=False):
     """A⁻¹B (A⁻ᵀB if trans) from F = (LU, pivots, perm): A = Pᵀ L U, so A x = b is L U x = b[perm]
     and Aᵀ x = b is Uᵀ Lᵀ y = b, x[perm] = y. B is a vector or a matrix of right-hand sides."""
     lu, _, perm = F
-    B = jnp.asarray(B)
-    dt = jnp.result_type(lu.dtype, B.dtype)
-    lu, X = lu.astype(dt), B.astype(dt)
+    lu, X = _promoted(lu, B)
     if not trans:
         X = _tri_solve(lu, X[perm], lower=True, unit=True)
         return _tri_solve(lu, X, lower=False)
     X = _tri_solve(lu, X, lower=False, trans=True)
     X = _tri_solve(lu, X, lower=True, unit=True, trans=True)
     return jnp.zeros_like(X).at[perm].set(X)
+
+
+def _lu_inv(F):
+    """A⁻¹ = U⁻¹ L⁻¹ P from F = (LU, pivots, perm): the solve with the identity."""
+    return _lu_solve(F, jnp.eye(F[0].shape[0], dtype=F[0].dtype))
 
 
 def _lu_det(F):
@@ -283,7 +285,7 @@ register(Primitive(
 
 # lu_inv: X = A⁻¹ = U⁻¹ L⁻¹ P from the factors
 register(Primitive(
-    "lu_inv", lambda F: _lu_solve(F, jnp.eye(F[0].shape[0], dtype=F[0].dtype)),
+    "lu_inv", _lu_inv,
     lambda types, p: _factor_arg(types[0], "lu", "lu_inv"), internal=True, math="X = A⁻¹"))
 
 # lu_logabsdet: log |det A| = Σ log |Uᵢᵢ|
