@@ -56,7 +56,7 @@ from ..compiler.primitive import Primitive, register
 from ..compiler.types import FactorType, TensorType, dim_eq, fmt_shape, promote
 from ..errors import InputError
 from . import shapes
-from .buffers import keep, slots
+from .buffers import SLOT_BYTES, slots
 from .linalg import _factor, _factor_arg, _linear_in_b, inverse
 
 KMAX = 50                  # sign-iteration steps / squarings at most
@@ -84,8 +84,9 @@ def _oriented(M, trans):
 
 
 def lyap_factor_impl(A):
-    """(inverses[S, n, n], scalings[KMAX], T, K): the scaled sign iteration of A with the
-    inverses of its first S = slots(n) steps and one more matrix T: E = A_K + I, the last
+    """(inverses[S + 1, n, n], scalings[KMAX], T, K): the scaled sign iteration of A with the
+    inverses of its first S = slots(n) steps (slot S is scratch: the later inverses pass through
+    it, so a step writes its slot without a select) and one more matrix T: E = A_K + I, the last
     iterate's distance from −I, when K ≤ S, or the iterate A_S when K > S (the apply then
     recomputes the later steps from it and reaches A_K itself). One matrix, not two: at n = 512
     a second one put the gradient's temporaries above glibc's 32 MiB mmap threshold, and every
@@ -102,7 +103,7 @@ def lyap_factor_impl(A):
     # (in the quadratic phase, the step before that: one inverse fewer)
     tol = jnp.sqrt(10.0 * n * eps)           # also the most a stalled iteration may miss −I by
     inf = jnp.array(jnp.inf, dt)
-    S = slots(n, dt, KMAX)
+    S = slots(n, dt, KMAX, budget=SLOT_BYTES - n * n * jnp.dtype(dt).itemsize)   # S + 1 in the budget
 
     def cond(s):
         k, _, _, _, _, _, _, done = s
@@ -111,7 +112,7 @@ def lyap_factor_impl(A):
     def body(s):
         k, Ak, invs, cs, AS, delta, change, _ = s
         Ainv, c, A_next = _sign_step(Ak)
-        invs = keep(invs, Ainv, k)
+        invs = jax.lax.dynamic_update_index_in_dim(invs, Ainv, jnp.minimum(k, S), 0)   # S: scratch
         cs = jax.lax.dynamic_update_index_in_dim(cs, c, k, 0)
         AS = jnp.where(k + 1 == S, A_next, AS)
         d_next = _fro(A_next + eye)
@@ -127,7 +128,7 @@ def lyap_factor_impl(A):
         done = converged | (stalled & (d_next >= 1.0)) | ~finite
         return k + 1, A_next, invs, cs, AS, d_next, ch_next, done
 
-    s0 = (jnp.array(0, jnp.int32), A, jnp.zeros((S, n, n), dt), jnp.ones((KMAX,), dt), A,
+    s0 = (jnp.array(0, jnp.int32), A, jnp.zeros((S + 1, n, n), dt), jnp.ones((KMAX,), dt), A,
           _fro(A + eye), inf, jnp.array(False))
     K, AK, invs, cs, AS, delta, _, _ = jax.lax.while_loop(cond, body, s0)
     ok = jnp.isfinite(delta) & (delta <= tol)
@@ -157,7 +158,7 @@ def lyap_apply_impl(F, Q, *, trans=False):
         c = c.astype(dt)
         return 0.5 * (c * Qk + (M @ Qk @ M.T) / c)
 
-    S = invs.shape[0]
+    S = invs.shape[0] - 1            # the last slot is the factor's scratch
     QS = jax.lax.fori_loop(0, jnp.clip(K, 0, S), lambda k, Qk: step(Qk, invs[k], cs[k]), Q)
 
     def later(k, QA):
