@@ -14,6 +14,7 @@ from .autodiff import _rename_result
 from .builder import Builder, Val, Zero
 from .operators import OpValue
 from .primitive import REGISTRY, suggest
+from .replay import current, logged_names, record, replay, template_key
 from .scope import DimRef, LoopInt, Scope
 from .types import WEAK, ShapeError, TensorType, as_dim, dim_eq, dim_symbol, fmt_dim
 
@@ -95,6 +96,7 @@ class Elaborator:
         self.unrolled = 0                      # loop iterations unrolled so far (MAX_UNROLLED)
         self.sampling = sampling               # bindings are samples (api._check_model): size_err
         self.float_dtype = "f64"               # of zeros/ones/eye: the model's (ModuleContext._float_dtype)
+        self._calls = {}                       # fn calls elaborated, by key: replayed (see inline)
 
     # ---- errors ------------------------------------------------------------------------------
     def err(self, cls, msg, node, hint=None):
@@ -335,11 +337,12 @@ class Elaborator:
         """A dimension expression that must be ≥ 0: checked now when it is a number (loop counts
         fixed for this elaboration substituted: `Y[t, :]` in `for t in range(T)`), with the
         error `now`; else for the sizes of each call, with `per_call` (binding.check_dims)."""
-        c = sympy.expand(c)
-        fixed = {x: self.bindings[x.name] for x in c.free_symbols if x.name in self.used_bindings}
-        if fixed:
+        fixed = {x: self.bindings[x.name] for x in getattr(c, "free_symbols", ()) if x.name in self.used_bindings}
+        if fixed:                                   # substituted first: `T - 1 - t` is then a number
             c = sympy.sympify(c.xreplace(fixed))
-        if c.is_number:
+        if not getattr(c, "is_number", True):
+            c = sympy.expand(c)
+        if getattr(c, "is_number", True):
             if c < 0:
                 raise self.size_err(now, node)
         elif not c.is_nonnegative:
@@ -505,21 +508,58 @@ class Elaborator:
             raise self.err(LaTypeError, f"`{fn.name}` is called through {MAX_INLINE_DEPTH} nested fn helpers; "
                            f"inlining stops there", node)
         inner = Scope({}, parent=self.ctx.globals_scope())
-        dimmap, compound = {}, []
+        dimmap, compound, args = {}, [], []
         for prm, a in zip(fn.params, node.args):
             v = self.value(a, scope)
             if prm.type is not None:
                 compound += self._unify(prm.type, v, dimmap, a, fn)
             inner.bind(prm.name, v)
+            args.append(v)
         self._unify_compound(compound, dimmap, fn)
+        key = self._call_key(fn, args)
+        done = self._calls.get(key) if key is not None else None
+        if done is not None and current(done[0]) and self.unrolled + done[2] <= MAX_UNROLLED:
+            return self._replay_call(done, args)
         for dn, expr in dimmap.items():
             if inner.lookup(dn) is None:
                 inner.bind(dn, DimRef(expr))
+        start, unrolled = len(self.b.eqns), self.unrolled
         self.inline_stack.append(fn.name)
         try:
-            return self.body(fn.body, inner)
+            with logged_names(self.b.namer) as calls:
+                result = self.body(fn.body, inner)
         finally:
             self.inline_stack.pop()
+        outs = list(result) if isinstance(result, tuple) else [result]
+        if key is not None and all(isinstance(v, Val) for v in outs):
+            tpl = record(self.b.eqns[start:], calls, outs, args, spans=True)
+            if tpl is not None:
+                self._calls[key] = (tpl, isinstance(result, tuple), self.unrolled - unrolled,
+                                    (self.b.span, self.b.origin))
+        return result
+
+    def _call_key(self, fn, args):
+        """What elaborating `fn`'s body on `args` depends on besides the template's arguments
+        (replay.template_key): where it is called (the nesting that picks the order of deep
+        subexpressions, the fn helpers it is inlined in) and which arguments a transpose made
+        (`a'` in the body folds to the transposed value). None: elaborate it afresh."""
+        if self.capture is not None or self.inherit is not None:
+            return None
+        b = self.b
+        folded = tuple(getattr(b._defining(getattr(v, "atom", None)), "prim", None) == "transpose"
+                       for v in args) if b.fold_transposes else None
+        return template_key(args, (id(fn), self._nest, tuple(self.inline_stack), folded))
+
+    def _replay_call(self, done, args):
+        """The equations the first call with this key emitted, on `args` (replay.replay), and
+        that call's effects on the elaboration: the loop iterations it unrolled, where it left the
+        builder's span. (Its size checks and the dimensions it read are the recorded call's, which
+        made them already: `dim_checks` is deduplicated and `used_bindings` a set.)"""
+        tpl, many, unrolled, (span, origin) = done
+        outs = replay(self.b, tpl, args)
+        self.b.span, self.b.origin = span, origin
+        self.unrolled += unrolled
+        return tuple(outs) if many else outs[0]
 
     def _unify(self, ann, v, dimmap, node, fn):
         t = v.type if isinstance(v, Val) else None

@@ -7,8 +7,9 @@ from ..dsl import ast
 from ..errors import RuleError
 from .autodiff import split_linear
 from .builder import Val, Zero
-from .ir import Eqn, Lit, Var
+from .ir import Eqn
 from .primitive import REGISTRY, resolve
+from .replay import current, logged_names, record, replay, template_key
 from .scope import Scope
 from .types import TensorType, promote, shape_eq
 
@@ -129,23 +130,14 @@ def compile_frechet_text(p):
         same call once per iteration."""
         key = _template_key(x, dx, y, params)
         tpl = templates.get(key) if key is not None else None
-        if tpl is not None and _current(tpl):
+        if tpl is not None and current(tpl):
             return _replay(b, tpl, x, dx, y)
         if key is None:
             return elaborate(b, x, dx, y, params)
-        start, calls = len(b.eqns), []
-        fresh = b.namer.fresh
-
-        def logged(base):
-            name = fresh(base)
-            calls.append((base, name))
-            return name
-        b.namer.fresh = logged
-        try:
+        start = len(b.eqns)
+        with logged_names(b.namer) as calls:
             outs = elaborate(b, x, dx, y, params)
-        finally:
-            del b.namer.fresh
-        tpl = _record(b.eqns[start:], calls, outs, x, dx, y)
+        tpl = record(b.eqns[start:], calls, outs, (*x, *dx, *y))
         if tpl is not None:
             if len(templates) > 256:
                 templates.clear()
@@ -188,97 +180,15 @@ def _fits(t, want) -> bool:
     return t.same(want)
 
 
-# ---- replaying an elaborated rule ---------------------------------------------------------------
+# ---- replaying an elaborated rule (lagrad/compiler/replay.py) ------------------------------------
 def _template_key(x, dx, y, params):
-    """What the elaboration of a rule depends on: each argument's kind (value, zero, literal and
-    its value) and type, which arguments are the same variable, and the parameters (and the
-    primitives it calls, which the template holds: see `_current`). None: unhashable."""
-    first, kinds = {}, []
-    for v in (*x, *dx, *y):
-        if isinstance(v, Zero):
-            kinds.append(("zero", v.type))
-            continue
-        a = v.atom
-        if isinstance(a, Lit):
-            kinds.append(("lit", a.value))
-            continue
-        kinds.append((first.setdefault(id(a), len(first)), a.type))
-    key = (tuple(kinds), params if isinstance(params, tuple) else tuple(sorted(params.items())))
-    try:
-        hash(key)
-    except TypeError:
-        return None
-    return key
-
-
-def _record(eqns, calls, outs, x, dx, y):
-    """A template of the equations a rule emitted, with its arguments and new variables as
-    slots; None if an equation reads a variable from outside the rule (never replayed)."""
-    slot = {}
-    for k, v in enumerate((*x, *dx, *y)):
-        if not isinstance(v, Zero) and not isinstance(v.atom, Lit):
-            slot.setdefault(id(v.atom), ("arg", k))
-    index = {name: j for j, (_, name) in enumerate(calls)}
-    made = []
-    for e in eqns:
-        ins = []
-        for a in e.inputs:
-            if isinstance(a, Lit):
-                ins.append(("lit", a))
-            elif id(a) in slot:
-                ins.append(slot[id(a)])
-            else:
-                return None
-        outs_spec = []
-        for o in e.outputs:
-            j = index.get(o.name)
-            if j is None:
-                return None
-            slot[id(o)] = ("new", j, o.type)
-            outs_spec.append(("new", j, o.type))
-        made.append((e.prim, tuple(ins), e.params, tuple(outs_spec)))
-    res = []
-    for v in outs:
-        if isinstance(v, Zero):
-            res.append(("zero", v.type))
-        elif isinstance(v.atom, Lit):
-            res.append(("lit", v.atom))
-        elif id(v.atom) in slot:
-            res.append(slot[id(v.atom)])
-        else:
-            return None
-    prims = tuple({e.prim: REGISTRY.get(e.prim) for e in eqns}.items())
-    return tuple(base for base, _ in calls), tuple(made), tuple(res), prims
-
-
-def _current(tpl):
-    """Whether every primitive the template emits is still the one its name gives: a user
-    primitive's name can be registered again (a new key: see primitive.register_user)."""
-    return all((resolve(prim.label) if prim is not None and prim.user and not prim.internal
-                else REGISTRY.get(name)) is prim for name, prim in tpl[3])
+    """What the elaboration of a rule depends on: its arguments (replay.template_key) and the
+    parameters (and the primitives it calls, which the template holds: see replay.current)."""
+    return template_key((*x, *dx, *y), params if isinstance(params, tuple) else tuple(sorted(params.items())))
 
 
 def _replay(b, tpl, x, dx, y):
-    bases, made, res, _ = tpl
-    fresh = b.namer.fresh
-    names = [fresh(base) for base in bases]        # the same names the elaboration would take
-    args = (*x, *dx, *y)
-    new = {}
-
-    def atom(spec):
-        kind = spec[0]
-        if kind == "arg":
-            return args[spec[1]].atom
-        if kind == "lit":
-            return spec[1]
-        return new[spec[1]]
-    span, origin = b.span, b.origin
-    for prim, ins, params, outs in made:
-        ins = tuple(atom(s) for s in ins)
-        for _, j, t in outs:
-            new[j] = Var(names[j], t)
-        b.eqns.append(Eqn(prim, ins, params, tuple(new[j] for _, j, _ in outs), span, origin))
-    return [Zero(spec[1], b) if spec[0] == "zero" else b.wrap(atom(spec)) for spec in res]
+    return replay(b, tpl, (*x, *dx, *y))
 
 
 def _relabel(e, span, origin):
