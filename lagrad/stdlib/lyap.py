@@ -21,8 +21,8 @@ Both iterations run inside ``lax.while_loop`` for at most ``KMAX`` steps. The fa
 matrices of the first S steps in a fixed-size buffer, S = ``buffers.slots(n)`` (4–16; the usual
 K is 5–12); an apply whose K exceeds S recomputes the later steps (one inverse, or one squaring,
 per extra step) instead of reading them: lyap's factor keeps the iterate A_S for that, dlyap's
-squares on from its last kept power (see lagrad/stdlib/buffers.py for why the buffer is not KMAX long). Everything is
-whole-matrix work that runs on a GPU and under vmap.
+squares on from its last kept power (see lagrad/stdlib/buffers.py for why the buffer is not KMAX
+long). Everything is whole-matrix work that runs on a GPU and under vmap.
 The sign iteration stops when ‖A_K + I‖_F ≤ √(10 n ε), or when the steps stop shrinking
 quadratically (a stall) and the outcome is clear: within √(10 n ε) of −I (accepted: the rounding
 floor of an ill-conditioned A), or ‖A_K + I‖_F ≥ 1 (a limit ≠ −I: A is not stable).
