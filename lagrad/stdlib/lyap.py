@@ -56,19 +56,19 @@ from ..compiler.primitive import Primitive, register
 from ..compiler.types import FactorType, TensorType, dim_eq, fmt_shape, promote
 from ..errors import InputError
 from . import shapes
-from .buffers import SLOT_BYTES, slots
+from .buffers import SLOT_BYTES, kept, slots, with_scratch, write
 from .linalg import _factor, _factor_arg, _linear_in_b, inverse
 
 KMAX = 50                  # sign-iteration steps / squarings at most
 
 
 # ---- numerics ------------------------------------------------------------------------------
-def _fro(x):
-    return jnp.sqrt(jnp.sum(x * x))
-
-
 def _fro2(x):
     return jnp.sum(x * x)
+
+
+def _fro(x):
+    return jnp.sqrt(_fro2(x))
 
 
 def _eps(dtype):
@@ -112,7 +112,7 @@ def lyap_factor_impl(A):
     def body(s):
         k, Ak, invs, cs, AS, delta, change, _ = s
         Ainv, c, A_next = _sign_step(Ak)
-        invs = jax.lax.dynamic_update_index_in_dim(invs, Ainv, jnp.minimum(k, S), 0)   # S: scratch
+        invs = write(invs, Ainv, k)
         cs = jax.lax.dynamic_update_index_in_dim(cs, c, k, 0)
         AS = jnp.where(k + 1 == S, A_next, AS)
         d_next = _fro(A_next + eye)
@@ -128,7 +128,7 @@ def lyap_factor_impl(A):
         done = converged | (stalled & (d_next >= 1.0)) | ~finite
         return k + 1, A_next, invs, cs, AS, d_next, ch_next, done
 
-    s0 = (jnp.array(0, jnp.int32), A, jnp.zeros((S + 1, n, n), dt), jnp.ones((KMAX,), dt), A,
+    s0 = (jnp.array(0, jnp.int32), A, with_scratch(S, n, dt), jnp.ones((KMAX,), dt), A,
           _fro(A + eye), inf, jnp.array(False))
     K, AK, invs, cs, AS, delta, _, _ = jax.lax.while_loop(cond, body, s0)
     ok = jnp.isfinite(delta) & (delta <= tol)
@@ -158,7 +158,7 @@ def lyap_apply_impl(F, Q, *, trans=False):
         c = c.astype(dt)
         return 0.5 * (c * Qk + (M @ Qk @ M.T) / c)
 
-    S = invs.shape[0] - 1            # the last slot is the factor's scratch
+    S = kept(invs)
     QS = jax.lax.fori_loop(0, jnp.clip(K, 0, S), lambda k, Qk: step(Qk, invs[k], cs[k]), Q)
 
     def later(k, QA):
@@ -190,11 +190,11 @@ def dlyap_factor_impl(A):
 
     def body(s):
         k, Ak, pows, _ = s
-        pows = jax.lax.dynamic_update_index_in_dim(pows, Ak, jnp.minimum(k, S), 0)
+        pows = write(pows, Ak, k)
         A_next = Ak @ Ak
         return k + 1, A_next, pows, _fro2(A_next)
 
-    s0 = (jnp.array(0, jnp.int32), A, jnp.zeros((S + 1, n, n), dt), _fro2(A))
+    s0 = (jnp.array(0, jnp.int32), A, with_scratch(S, n, dt), _fro2(A))
     K, _, pows, nrm2 = jax.lax.while_loop(cond, body, s0)
     return pows, jnp.where(nrm2 <= small, K, -1)
 
@@ -210,7 +210,7 @@ def dlyap_apply_impl(F, Q, *, trans=False):
         M = _oriented(P.astype(dt), trans)
         return X + M @ X @ M.T
 
-    S = pows.shape[0] - 1
+    S = kept(pows)
     XS = jax.lax.fori_loop(0, jnp.clip(K, 0, S), lambda k, X: step(X, pows[k]), Q)
 
     def later(k, XP):                # A^(2^k) = (A^(2^(k−1)))², squared only where it is used
