@@ -128,20 +128,20 @@ def _squarings(n1, B2, B3):
 def _power_norms(B2, B3, steps=1):
     """(‖B⁴‖₁, ‖B⁵‖₁) estimated from below with matrix-vector products only (Hager 1984; Higham
     1988, Alg. 4.1, `steps` steps of it on each): y = Mx, ξ = sign(y), z = Mᵀξ, x ← e_argmax|z|,
-    keeping the largest ‖y‖₁, with M = B²·B² and B³·B² applied factor by factor (both start from
-    B²x). It is usually exact, and within a small factor otherwise (Higham & Tisseur 2000)."""
+    keeping the largest ‖y‖₁, with M = B²·B² and B³·B² applied factor by factor. Both start from
+    x = 1/n, so they share B²x, and B²eⱼ is a column of B² (a gather, not a product). It is
+    usually exact, and within a small factor otherwise (Higham & Tisseur 2000)."""
     n = B2.shape[-1]
-    X = jnp.full((n, 2), 1.0 / n, B2.dtype)
+    Y2 = jnp.broadcast_to((B2 @ jnp.full((n,), 1.0 / n, B2.dtype))[:, None], (n, 2))
     est = jnp.zeros((2,), B2.dtype)
     for step in range(steps + 1):
-        Y2 = B2 @ X
         Y = jnp.stack([B2 @ Y2[:, 0], B3 @ Y2[:, 1]], axis=1)      # B⁴x₀, B⁵x₁
         est = jnp.maximum(est, jnp.sum(jnp.abs(Y), axis=0))
         if step == steps:
             break
         Xi = jnp.where(Y >= 0, 1.0, -1.0).astype(B2.dtype)
         Z = B2.T @ jnp.stack([B2.T @ Xi[:, 0], B3.T @ Xi[:, 1]], axis=1)
-        X = jax.nn.one_hot(jnp.argmax(jnp.abs(Z), axis=0), n, dtype=B2.dtype).T
+        Y2 = jnp.take(B2, jnp.argmax(jnp.abs(Z), axis=0), axis=1)  # B²eⱼ for the next x = eⱼ
     return est[0], est[1]
 
 
