@@ -74,6 +74,13 @@ def write_report(out: pathlib.Path, quick: bool) -> str:
               "the calls: a single call timed right after another library's call runs with cold caches, "
               "which a training loop calling the same gradient again and again does not see (measured in "
               "\"Added in this round (stop 16)\" below).",
+              "- Right before each timed sample the contender runs untimed for "
+              + ", ".join(sorted({f"{1e3 * r.get('settle_s', 0.0):g} ms" for r in res.values()}))
+              + " (at least one call; `--settle`; data/*.json records it per case). After another "
+              "library's call the next few calls of a JAX program are slower for about 10 ms (the Kalman "
+              "gradient at n = 8: 3.1, 2.8, 2.7, 2.5 ms, then 1.6 ms), more than a 10 ms sample absorbs; "
+              "with the settle, each contender is timed as a training loop calling it again and again "
+              "runs it (see \"Stop 23\" below).",
               "- Each sample records wall time and the process's CPU time. The machine is shared (the load "
               "averages during each case are above), so other processes may take turns on this run's "
               "core and inflate wall times at random; every computation here is single-threaded, so its CPU "
@@ -148,6 +155,8 @@ def main(argv=None) -> int:
     ap.add_argument("--budget", type=float, help="seconds of timing per size (default 15; --quick 0.5)")
     ap.add_argument("--min-sample", type=float, help="seconds a timed sample lasts at least (the "
                     "call repeated; default 0.01)")
+    ap.add_argument("--settle", type=float, help="seconds each contender runs untimed right before each "
+                    "timed sample (at least one call; 0: none; default 0.01)")
     ap.add_argument("--out", type=pathlib.Path, help="output folder (default benchmarks/; --quick a temp folder)")
     ap.add_argument("--report-only", action="store_true", help="rebuild RESULTS.md and plots from OUT/data")
     ap.add_argument("--update-readme", action="store_true",
@@ -173,6 +182,8 @@ def main(argv=None) -> int:
     sizes = [int(s) for s in a.sizes.split(",")] if a.sizes else None
     if a.min_sample is not None:
         runner.MIN_SAMPLE_S = a.min_sample
+    if a.settle is not None:
+        runner.SETTLE_S = a.settle
     runner.start_backend()
     import jax
     device = f"{jax.devices()[0].platform} ({jax.devices()[0].device_kind})"
@@ -188,7 +199,8 @@ def main(argv=None) -> int:
             case.sizes = sizes or (case.quick if a.quick else case.sizes)
             res = runner.run_case(case, peer_names, reps, budget)
         res.update(machine=runner.machine(), date=time.strftime("%Y-%m-%d %H:%M %Z", time.localtime(t0)),
-                   device=device, min_sample_s=runner.MIN_SAMPLE_S, load_start=load0, load_end=load_average(),
+                   device=device, min_sample_s=runner.MIN_SAMPLE_S,
+                   settle_s=runner.SETTLE_S, load_start=load0, load_end=load_average(),
                    wall_s=time.time() - t0, quick=a.quick)
         runner.save(res, out / "data" / f"{name}.json")
         write_report(out, a.quick)

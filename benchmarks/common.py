@@ -8,6 +8,7 @@ every result blocked on (``jax.block_until_ready``) before the clock is read, me
 from __future__ import annotations
 
 import datetime
+import math
 import os
 import platform
 import statistics
@@ -51,6 +52,7 @@ class Contender:
     fn: Callable[[], object]
     first_call_s: float = float("nan")      # the warm-up: trace + compile + one run
     number: int = 1                         # calls per timed sample
+    settle: int = 0                         # untimed calls right before each timed sample
     samples: list = field(default_factory=list)
 
     @property
@@ -58,12 +60,21 @@ class Contender:
         return statistics.median(self.samples)
 
 
-def warm_up(contenders, min_sample_s: float = 1e-3):
-    """Time each first call (compile), then choose calls per sample so a sample lasts ≳ min_sample_s."""
+def warm_up(contenders, min_sample_s: float = 1e-3, settle_s: float = 0.0):
+    """Time each first call (compile), then choose calls per sample so a sample lasts ≳ min_sample_s,
+    and the untimed calls before each sample so they last ≳ settle_s (at least one if settle_s > 0)."""
     for c in contenders:
         c.first_call_s, _ = timed(c.fn)
         once = min(timed(c.fn)[0] for _ in range(3))
         c.number = max(1, int(min_sample_s / max(once, 1e-9)))
+        c.settle = max(1, math.ceil(settle_s / max(once, 1e-9))) if settle_s > 0 else 0
+
+
+def settle(c):
+    """Run `c` untimed `c.settle` times: the sample after it does not pay for the caches and
+    predictors the previous contender (another library's code) left behind."""
+    for _ in range(c.settle):
+        block(c.fn())
 
 
 def interleaved(contenders, reps: int):
@@ -71,6 +82,7 @@ def interleaved(contenders, reps: int):
     k = len(contenders)
     for r in range(reps):
         for c in contenders[r % k:] + contenders[:r % k]:
+            settle(c)
             t0 = time.perf_counter()
             for _ in range(c.number):
                 block(c.fn())

@@ -54,6 +54,7 @@ def interleaved_both(cs, reps: int):
     k = len(cs)
     for r in range(reps):
         for c in cs[r % k:] + cs[:r % k]:
+            common.settle(c)
             t0, c0 = time.perf_counter(), time.process_time()
             for _ in range(c.number):
                 common.block(c.fn())
@@ -67,12 +68,17 @@ def interleaved_both(cs, reps: int):
 # at n = 16: 1.6–2.0 ms after a PyTorch call, 1.27 ms warm), which a training loop calling the same
 # gradient again and again does not see
 MIN_SAMPLE_S = 1e-2
+# and before each timed sample the contender runs untimed for about this long, at least one call
+# (--settle): right after a PyTensor call, lagrad's Kalman gradient at n = 8 takes 3.1, 2.8, 2.7,
+# 2.5 ms for its next calls and 1.6 ms from the fifth on; the 10 ms sample alone absorbed too little
+# of that (custom_vjp ÷ lagrad 0.95 in the run against 0.73 with the settle, and 0.72–0.74 alone)
+SETTLE_S = 1e-2
 
 
 def run_rounds(cs, reps: int, budget_s: float):
     """warm_up, one timed round to learn its cost, then as many more as `budget_s` allows
     (at least 2 more, at most reps − 1)."""
-    warm_up(cs, MIN_SAMPLE_S)
+    warm_up(cs, MIN_SAMPLE_S, SETTLE_S)
     for c in cs:
         c.cpu_samples = []
     t0 = time.perf_counter()
