@@ -202,8 +202,10 @@ def expm_frechet_apply_impl(F, E, *, trans=False):
     """L(A, E) (L(Aᵀ, E) if trans) from F = expm_factor(A): the derivative of T₁₈ at the scaled
     As, then of the s squarings. L(Aᵀ, E) = L(A, Eᵀ)ᵀ (substitute s → 1 − s in the integral), so
     the transposed apply runs the same products on Eᵀ."""
-    if trans:       # Eᵀ as a copy: left a transposed operand, XLA:CPU folds it into the first
-                    # products, which then take their slow path (+10% for the apply at n = 512)
+    if trans:       # Eᵀ through a barrier, as the lyap applies do (there it still pays: 185 against
+                    # 203 µs at n = 64); here jaxlib 0.10's XLA:CPU times the apply the same with or
+                    # without it (stop 23: 8.8 ms at n = 256, 67 ms at n = 512), where earlier
+                    # versions folded a bare Eᵀ into the first products' slow path (+10% at n = 512)
         return expm_frechet_apply_impl(F, jax.lax.optimization_barrier(jnp.asarray(E).T)).T
     B, B2, B3, B6, f, A9, squares, _, s = F
     P1, _, P3, _, P5 = _pieces(B, B2, B3, B6, f)
