@@ -71,7 +71,7 @@ MIN_SAMPLE_S = 1e-2
 # and before each timed sample the contender runs untimed for about this long, at least one call
 # (--settle): right after a PyTensor call, lagrad's Kalman gradient at n = 8 takes 3.1, 2.8, 2.7,
 # 2.5 ms for its next calls and 1.6 ms from the fifth on; the 10 ms sample alone absorbed too little
-# of that (custom_vjp ÷ lagrad 0.95 in the run against 0.73 with the settle, and 0.72–0.74 alone)
+# of that (lagrad ÷ custom_vjp 0.95 in the run against 0.73 with the settle, and 0.72–0.74 alone)
 SETTLE_S = 1e-2
 
 
