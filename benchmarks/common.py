@@ -53,7 +53,8 @@ class Contender:
     first_call_s: float = float("nan")      # the warm-up: trace + compile + one run
     number: int = 1                         # calls per timed sample
     settle: int = 0                         # untimed calls right before each timed sample
-    samples: list = field(default_factory=list)
+    samples: list = field(default_factory=list)        # wall seconds per call, one per sample
+    cpu_samples: list = field(default_factory=list)    # this process's CPU seconds per call
 
     @property
     def median_s(self) -> float:
@@ -70,23 +71,22 @@ def warm_up(contenders, min_sample_s: float = 1e-3, settle_s: float = 0.0):
         c.settle = max(1, math.ceil(settle_s / max(once, 1e-9))) if settle_s > 0 else 0
 
 
-def settle(c):
-    """Run `c` untimed `c.settle` times: the sample after it does not pay for the caches and
-    predictors the previous contender (another library's code) left behind."""
-    for _ in range(c.settle):
-        block(c.fn())
-
-
 def interleaved(contenders, reps: int):
-    """`reps` rounds; each round times every contender once (order rotated per round)."""
+    """`reps` rounds; each round times every contender once (order rotated per round), right after
+    `c.settle` untimed calls: the sample then does not pay for the caches and predictors the previous
+    contender (another library's code) left behind. Each sample records wall time and the process's
+    CPU time: on a shared machine a single-threaded computation's CPU time is not inflated by other
+    processes taking the core, its wall time is."""
     k = len(contenders)
     for r in range(reps):
         for c in contenders[r % k:] + contenders[:r % k]:
-            settle(c)
-            t0 = time.perf_counter()
+            for _ in range(c.settle):
+                block(c.fn())
+            t0, c0 = time.perf_counter(), time.process_time()
             for _ in range(c.number):
                 block(c.fn())
             c.samples.append((time.perf_counter() - t0) / c.number)
+            c.cpu_samples.append((time.process_time() - c0) / c.number)
     return contenders
 
 

@@ -17,7 +17,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from . import common  # noqa: E402
-from .common import Contender, warm_up  # noqa: E402
+from .common import Contender, interleaved, warm_up  # noqa: E402
 from .peers import PEERS, build_jax, build_lagrad, build_pytensor, build_torch, have, rel_err, rss_growth  # noqa: E402
 
 NEEDS = {"PyTorch": "torch", "PyTensor": "pytensor", "PyTensor JAX": "pytensor"}
@@ -47,22 +47,6 @@ def build_peer(case, peer, n, args):
     return build_pytensor(peer, loss, args, wrt)
 
 
-def interleaved_both(cs, reps: int):
-    """common.interleaved, recording each sample's process CPU time too (c.cpu_samples): on a
-    shared machine a single-threaded computation's CPU time is not inflated by other processes
-    taking the core, its wall time is."""
-    k = len(cs)
-    for r in range(reps):
-        for c in cs[r % k:] + cs[:r % k]:
-            common.settle(c)
-            t0, c0 = time.perf_counter(), time.process_time()
-            for _ in range(c.number):
-                common.block(c.fn())
-            c.samples.append((time.perf_counter() - t0) / c.number)
-            c.cpu_samples.append((time.process_time() - c0) / c.number)
-    return cs
-
-
 # a timed sample repeats one contender's call until it lasts about this long (--min-sample): a
 # single call timed right after another library's call runs with cold caches (the Kalman gradient
 # at n = 16: 1.6–2.0 ms after a PyTorch call, 1.27 ms warm), which a training loop calling the same
@@ -79,13 +63,11 @@ def run_rounds(cs, reps: int, budget_s: float):
     """warm_up, one timed round to learn its cost, then as many more as `budget_s` allows
     (at least 2 more, at most reps − 1)."""
     warm_up(cs, MIN_SAMPLE_S, SETTLE_S)
-    for c in cs:
-        c.cpu_samples = []
     t0 = time.perf_counter()
-    interleaved_both(cs, 1)
+    interleaved(cs, 1)
     round_s = time.perf_counter() - t0
     more = int(max(2, min(reps - 1, budget_s / max(round_s, 1e-9))))
-    interleaved_both(cs, more)
+    interleaved(cs, more)
     return 1 + more
 
 
