@@ -9,7 +9,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from lagrad.stdlib.lyap import dlyap_factor_impl, lyap_factor_impl
+from lagrad.stdlib.lyap import dlyap_apply_impl, dlyap_factor_impl, lyap_apply_impl, lyap_factor_impl
 from rulebook import DOMAINS, FACTORS, M, Row
 
 
@@ -67,6 +67,16 @@ ROWS = [
     Row("dlyap", ((6, 6), (6, 6)), domains=("contractive",), ref=dlyap_ref, tag="6x6"),
     Row("lyap_factor", (M,), domains=("stable",), tag="value"),
     Row("dlyap_factor", (M,), domains=("contractive",), tag="value"),
+    # the fused factor-and-solve (the `fuse_factor_solves` pass): the same factor, and the same X
+    # as the apply of it, bit for bit up to rounding
+    Row("lyap_factor_solve", (M, M), domains=("stable",), tag="value",
+        ref=lambda A, Q: (lyap_factor_impl(A), lyap_apply_impl(lyap_factor_impl(A), Q))),
+    Row("lyap_factor_solve", ((6, 6), (6, 6)), domains=("nonnormal_stable",), tag="nonnormal-6x6",
+        ref=lambda A, Q: (lyap_factor_impl(A), lyap_ref(A, Q))),
+    Row("dlyap_factor_solve", (M, M), domains=("contractive",), tag="value",
+        ref=lambda A, Q: (dlyap_factor_impl(A), dlyap_apply_impl(dlyap_factor_impl(A), Q))),
+    Row("dlyap_factor_solve", ((6, 6), (6, 6)), domains=("contractive",), tag="6x6",
+        ref=lambda A, Q: (dlyap_factor_impl(A), dlyap_ref(A, Q))),
     *[Row("lyap_apply", (("lyap", 4), M), {"trans": t}, tag="T" if t else "N",
           ref=lambda A, Q, t=t: lyap_ref(A.T if t else A, Q)) for t in (False, True)],
     *[Row("dlyap_apply", (("dlyap", 4), M), {"trans": t}, tag="T" if t else "N",

@@ -120,7 +120,8 @@ def test_dlyap_gradient_matches_explicit_formula():
 @pytest.mark.parametrize("model,kind", [("loss", "lyap"), ("dloss", "dlyap"), ("two_uses", "lyap")])
 def test_adjoint_shares_one_factor_and_backward_is_products(model, kind):
     text = str(getattr(MODELS, model).adjoint())
-    assert text.count(f"{kind}_factor(") == 1
+    # one factor, made with the forward solve in its loop (`fuse_factor_solves`)
+    assert text.count(f"{kind}_factor_solve(") == 1 and f"{kind}_factor(" not in text
     assert f"{kind}_apply(" in text and "trans=true" in text
     assert " inv(" not in text and "lu_" not in text
     assert f"= {kind}(" not in text                           # every solve lowered to the factor
@@ -221,6 +222,7 @@ def test_steps_beyond_the_stored_slots_are_recomputed(monkeypatch, slots):
             ("lyap", STABLE, lambda A, Q: sla.solve_continuous_lyapunov(A, -Q), "loss"),
             ("dlyap", CONTRACTIVE, sla.solve_discrete_lyapunov, "dloss")):
         factor, apply = getattr(L, f"{kind}_factor_impl"), getattr(L, f"{kind}_apply_impl")
+        solve = getattr(L, f"{kind}_factor_solve_impl")
         beyond = 0
         for name, make in sorted(cases.items()):
             A = make(rng)
@@ -233,6 +235,8 @@ def test_steps_beyond_the_stored_slots_are_recomputed(monkeypatch, slots):
             beyond += int(F[-1]) > slots
             assert rel(jax.jit(lambda F, Q: apply(F, Q))(F, Q), ref(A, Q)) <= 1e-10
             assert rel(jax.jit(lambda F, Q: apply(F, Q, trans=True))(F, Q), ref(A.T, Q)) <= 1e-10
+            Ff, X = jax.jit(lambda A, Q: solve(A, Q))(A, Q)    # the fused loop: all K steps in it
+            assert all(np.array_equal(a, b) for a, b in zip(Ff, F)) and rel(X, ref(A, Q)) <= 1e-10
             fresh = lagrad.loads(MODELS_TEXT, name=f"slots_{slots}_{kind}_{name}.la")
             recomputed = getattr(fresh, loss).grad(("A", "Q"))(A, Q, W)
             assert all(rel(a, b) <= 1e-10 for a, b in zip(recomputed, stored))

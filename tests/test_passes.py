@@ -167,3 +167,31 @@ def test_index_pushed_into_products(model, prims, absent):
 def test_index_not_pushed_into_a_shared_product():
     prog = PUSH.shared.program
     assert [e for e in prog.eqns if e.prim == "matmul"][0].outputs[0].type.ndim == 2
+
+
+@pytest.mark.parametrize("kind", ["lyap", "dlyap"])
+def test_a_lyapunov_factor_carries_its_first_untransposed_solve(kind):
+    """`fuse_factor_solves`: the factor and its first apply(F, Q, trans=false) become one
+    K_factor_solve (the forward solve rides in the factor's loop); a second solve with the same
+    A reads that factor; a factor whose first use is transposed is left as it is."""
+    import scipy.linalg as sla
+    two = lagrad.loads(f"model f(A: f64[n, n], Q: f64[n, n], P: f64[n, n]) -> f64[n, n] "
+                       f"{{ return {kind}(A, Q) + 2 * {kind}(A, P) }}").f
+    p = prims(two.program)
+    assert p.count(f"{kind}_factor_solve") == 1 and f"{kind}_factor" not in p
+    assert p.count(f"{kind}_apply") == 1
+    first_t = lagrad.loads(f"model g(A: f64[n, n], Q: f64[n, n]) -> f64[n, n] {{ return {kind}(A', Q) }}").g
+    assert prims(first_t.program) == [f"{kind}_factor", f"{kind}_apply"]
+    assert first_t.program.eqns[1].param("trans") is True
+    rng = np.random.default_rng(7)
+    n = 5
+    A = rng.standard_normal((n, n))
+    if kind == "lyap":
+        A = A / np.sqrt(n) - 2 * np.eye(n)
+        ref = lambda A, Q: sla.solve_continuous_lyapunov(A, -Q)   # noqa: E731
+    else:
+        A = 0.6 * A / np.max(np.abs(np.linalg.eigvals(A)))
+        ref = sla.solve_discrete_lyapunov
+    Q, P = rng.standard_normal((n, n)), rng.standard_normal((n, n))
+    np.testing.assert_allclose(two(A, Q, P), ref(A, Q) + 2 * ref(A, P), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(first_t(A, Q), ref(A.T, Q), rtol=1e-10, atol=1e-12)

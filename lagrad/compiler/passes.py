@@ -8,6 +8,8 @@
   and a linear apply (``F = lu_factor(A)``, ``lu_solve(F, B)``), so after CSE a solve and its
   adjoint (``solve(Aᵀ, ·)`` → ``lu_solve(F, ·, trans=true)``) share one LU or Cholesky; a
   matrix that one use declares SPD (``assume="pos"``, ``cholesky``) takes the Cholesky in all.
+* ``fuse_factor_solves`` — a Lyapunov factor and its first, untransposed, apply become one
+  ``lyap_factor_solve`` (``dlyap_…``): the iteration carries the forward solve.
 """
 from __future__ import annotations
 
@@ -215,6 +217,34 @@ def share_factorizations(prog: Program) -> Program:
     return dce(cse(rewrite_each(prog, _lower_rule, asserted_facts(prog, prod), prod)))
 
 
+def fuse_factor_solves(prog: Program) -> Program:
+    """``F = K_factor(A)`` whose first use is ``X = K_apply(F, Q, trans=false)`` becomes
+    ``F, X = K_factor_solve(A, Q)`` where that apply was, when the factor's primitive names such
+    a fused form (``Primitive.solve_with``: the Lyapunov factors, whose iteration then carries
+    the forward solve, one loop instead of two). Later uses of F (the adjoint's transposed
+    apply, a tangent's) read the same F. A factor used first in any other way stays as it is."""
+    factor_at, first_use = {}, {}
+    for i, e in enumerate(prog.eqns):
+        for a in e.inputs:
+            if id(a) in factor_at:
+                first_use.setdefault(id(a), i)
+        if get(e.prim).solve_with is not None:
+            factor_at[id(e.outputs[0])] = i
+    fused, drop = {}, set()
+    for f, i in factor_at.items():
+        j = first_use.get(f)
+        if j is None:
+            continue
+        fe, ae = prog.eqns[i], prog.eqns[j]
+        apply, solve = get(fe.prim).solve_with
+        if ae.prim == apply and ae.inputs[0] is fe.outputs[0] and not ae.param("trans", False):
+            fused[j] = Eqn(solve, (fe.inputs[0], ae.inputs[1]), (), fe.outputs + ae.outputs, ae.span, ae.origin)
+            drop.add(i)
+    if not fused:
+        return prog
+    return prog.copy(eqns=[fused.get(k, e) for k, e in enumerate(prog.eqns) if k not in drop])
+
+
 _TEMP = re.compile(r"^d?t\d*(_\d+)*(_bar)?(_\d+)*$")   # t, t_1, t8, dt8, t8_bar: temporaries
 _SUFFIX = re.compile(r"(_\d+)+$")
 
@@ -301,4 +331,4 @@ def run_passes(prog: Program, passes) -> Program:
 
 
 CANONICAL = (push_index, rewrite_inv, cse, dce, tidy_names)
-LOWERING = (share_factorizations,)          # it ends with CSE and DCE of its own
+LOWERING = (share_factorizations, fuse_factor_solves)   # the first ends with CSE and DCE of its own

@@ -58,6 +58,9 @@ class Primitive:
     asserts: Optional[Callable] = None               # (params) -> {arg position: fact}: what a use
                                                      # asserts about its input ("spd" for a solve with
                                                      # assume="pos"), for the `lower` rules elsewhere
+    solve_with: Optional[tuple] = None               # a factor's (apply, fused): `F = factor(A)`
+                                                     # and its first use `apply(F, Q, trans=false)`
+                                                     # run as `F, X = fused(A, Q)` (one loop)
     elaborate: Optional[Callable] = None             # (elaborator, call node, scope) -> result: calls
                                                      # whose arguments are not all values (operators)
     _compiled_frechet: Any = field(default=None, repr=False)

@@ -96,6 +96,21 @@ def lyap_factor_impl(A):
     a second one put the gradient's temporaries above glibc's 32 MiB mmap threshold, and every
     call then page-faulted them in afresh (buffers.py). K = −1 when the iteration did not
     converge to −I (A not stable)."""
+    return _sign_iteration(A)[0]
+
+
+def lyap_factor_solve_impl(A, Q):
+    """(F, X) = (lyap_factor(A), lyap_apply(F, Q)) in one loop: each sign step also takes Q_k to
+    Q_{k+1}, so the forward solve costs no loop of its own (the compiler's `fuse_factor_solves`
+    makes this of a factor and its first untransposed apply). All K steps run in the loop, so
+    the steps beyond the S kept ones are not recomputed as an apply would."""
+    F, (QK, AK) = _sign_iteration(A, Q)
+    return F, _lyap_close(QK, AK + jnp.eye(AK.shape[-1], dtype=AK.dtype), F[-1], False)
+
+
+def _sign_iteration(A, Q=None):
+    """lyap_factor's loop; with a right-hand side Q it also runs lyap_apply's recurrence on it
+    and returns (F, (Q_K, A_K)), else (F, ())."""
     A = jnp.asarray(A)
     dt = A.dtype if jnp.issubdtype(A.dtype, jnp.floating) else jnp.float64
     A = A.astype(dt)
@@ -108,13 +123,14 @@ def lyap_factor_impl(A):
     tol = jnp.sqrt(10.0 * n * eps)           # also the most a stalled iteration may miss −I by
     inf = jnp.array(jnp.inf, dt)
     S = slots(n, dt, KMAX, budget=SLOT_BYTES - n * n * jnp.dtype(dt).itemsize)   # S + 1 in the budget
+    rhs = () if Q is None else (jnp.asarray(Q, jnp.result_type(dt, jnp.asarray(Q).dtype)),)
 
     def cond(s):
-        k, _, _, _, _, _, _, done = s
+        k, _, _, _, _, _, _, done = s[:8]
         return (k < KMAX) & ~done
 
     def body(s):
-        k, Ak, invs, cs, AS, delta, change, _ = s
+        k, Ak, invs, cs, AS, delta, change, _ = s[:8]
         Ainv, c, A_next = _sign_step(Ak)
         invs = write(invs, Ainv, k)
         cs = jax.lax.dynamic_update_index_in_dim(cs, c, k, 0)
@@ -130,13 +146,15 @@ def lyap_factor_impl(A):
         # ≥ 2 when A has an eigenvalue with Re > 0: failure); the rounding floor near −I is
         # `converged` (≤ tol), and a stall in between (a slow non-normal transient) keeps iterating
         done = converged | (stalled & (d_next >= 1.0)) | ~finite
-        return k + 1, A_next, invs, cs, AS, d_next, ch_next, done
+        rest = tuple(_lyap_step(Qk, Ainv.astype(Qk.dtype), c.astype(Qk.dtype)) for Qk in s[8:])
+        return (k + 1, A_next, invs, cs, AS, d_next, ch_next, done) + rest
 
     s0 = (jnp.array(0, jnp.int32), A, with_scratch(S, n, dt), jnp.ones((KMAX,), dt), A,
-          _fro(A + eye), inf, jnp.array(False))
-    K, AK, invs, cs, AS, delta, _, _ = jax.lax.while_loop(cond, body, s0)
+          _fro(A + eye), inf, jnp.array(False)) + rhs
+    K, AK, invs, cs, AS, delta, _, _, *QK = jax.lax.while_loop(cond, body, s0)
     ok = jnp.isfinite(delta) & (delta <= tol)
-    return invs, cs, jnp.where(K > S, AS, AK + eye), jnp.where(ok, K, -1)
+    F = (invs, cs, jnp.where(K > S, AS, AK + eye), jnp.where(ok, K, -1))
+    return F, (QK[0], AK) if QK else ()
 
 
 def _sign_step(Ak):
@@ -157,10 +175,8 @@ def lyap_apply_impl(F, Q, *, trans=False):
     dt = jnp.result_type(invs.dtype, jnp.asarray(Q).dtype)
     Q = jnp.asarray(Q, dt)
 
-    def step(Qk, Ainv, c):           # Q_{k+1} = (c_k Q_k + c_k⁻¹ M_k Q_k M_kᵀ)/2
-        M = _oriented(Ainv.astype(dt), trans)
-        c = c.astype(dt)
-        return 0.5 * (c * Qk + (M @ Qk @ M.T) / c)
+    def step(Qk, Ainv, c):
+        return _lyap_step(Qk, _oriented(Ainv.astype(dt), trans), c.astype(dt))
 
     S = kept(invs)
     QS = jax.lax.fori_loop(0, jnp.clip(K, 0, S), lambda k, Qk: step(Qk, invs[k], cs[k]), Q)
@@ -171,9 +187,19 @@ def lyap_apply_impl(F, Q, *, trans=False):
         return step(Qk, Ainv, c), A_next
     QK, AK = jax.lax.fori_loop(S, jnp.maximum(K, S), later, (QS, T))      # T = A_S when K > S
     E = jnp.where(K > S, AK + jnp.eye(AK.shape[-1], dtype=AK.dtype), T)    # … else T = A_K + I
-    ME = _oriented(E.astype(dt), trans)
+    return _lyap_close(QK, E, K, trans)
+
+
+def _lyap_step(Qk, M, c):
+    """Q_{k+1} = (c_k Q_k + c_k⁻¹ M_k Q_k M_kᵀ)/2, M_k = A_k⁻¹ (or A_k⁻ᵀ)."""
+    return 0.5 * (c * Qk + (M @ Qk @ M.T) / c)
+
+
+def _lyap_close(QK, E, K, trans):
+    """X = ½ Q_K + ¼ (E Q_K + Q_K Eᵀ) (Eᵀ if trans), all NaN when the iteration failed (K < 0)."""
+    ME = _oriented(E.astype(QK.dtype), trans)
     X = 0.5 * QK + 0.25 * (ME @ QK + QK @ ME.T)
-    return jnp.where(K >= 0, X, jnp.array(jnp.nan, dt))
+    return jnp.where(K >= 0, X, jnp.array(jnp.nan, QK.dtype))
 
 
 def dlyap_factor_impl(A):
@@ -181,26 +207,47 @@ def dlyap_factor_impl(A):
     is scratch (the powers beyond the kept ones pass through it, so a step writes its slot without
     a select: 3 of the 45 µs at n = 32). K = −1 when the powers did not decay below the unit
     roundoff (spectral radius ≥ 1)."""
+    return _doubling(A)[0]
+
+
+def dlyap_factor_solve_impl(A, Q):
+    """(F, X) = (dlyap_factor(A), dlyap_apply(F, Q)) in one loop: each squaring step also takes
+    X_k to X_{k+1} = X_k + A_k X_k A_kᵀ, so the forward solve costs no loop of its own (the
+    compiler's `fuse_factor_solves` makes this of a factor and its first untransposed apply)."""
+    F, X = _doubling(A, Q)
+    return F, jnp.where(F[-1] >= 0, X, jnp.array(jnp.nan, X.dtype))
+
+
+def _doubling(A, Q=None):
+    """dlyap_factor's loop; with a right-hand side Q it also runs dlyap_apply's recurrence on it
+    and returns (F, X_K), else (F, None)."""
     A = jnp.asarray(A)
     dt = A.dtype if jnp.issubdtype(A.dtype, jnp.floating) else jnp.float64
     A = A.astype(dt)
     n = A.shape[-1]
     small = _eps(dt)                          # ‖A_K‖_F² ≤ eps: the remainder A_K X A_Kᵀ is negligible
     S = slots(n, dt, KMAX)
+    rhs = () if Q is None else (jnp.asarray(Q, jnp.result_type(dt, jnp.asarray(Q).dtype)),)
 
     def cond(s):
-        k, _, _, nrm2 = s
+        k, _, _, nrm2 = s[:4]
         return (k < KMAX) & (nrm2 > small) & jnp.isfinite(nrm2)
 
     def body(s):
-        k, Ak, pows, _ = s
+        k, Ak, pows, _ = s[:4]
         pows = write(pows, Ak, k)
+        rest = tuple(_dlyap_step(X, Ak.astype(X.dtype)) for X in s[4:])
         A_next = Ak @ Ak
-        return k + 1, A_next, pows, _fro2(A_next)
+        return (k + 1, A_next, pows, _fro2(A_next)) + rest
 
-    s0 = (jnp.array(0, jnp.int32), A, with_scratch(S, n, dt), _fro2(A))
-    K, _, pows, nrm2 = jax.lax.while_loop(cond, body, s0)
-    return pows, jnp.where(nrm2 <= small, K, -1)
+    s0 = (jnp.array(0, jnp.int32), A, with_scratch(S, n, dt), _fro2(A)) + rhs
+    K, _, pows, nrm2, *X = jax.lax.while_loop(cond, body, s0)
+    return (pows, jnp.where(nrm2 <= small, K, -1)), X[0] if X else None
+
+
+def _dlyap_step(X, M):
+    """X ← X + M X Mᵀ, M = A^(2^k) (or its transpose)."""
+    return X + M @ X @ M.T
 
 
 def dlyap_apply_impl(F, Q, *, trans=False):
@@ -210,9 +257,8 @@ def dlyap_apply_impl(F, Q, *, trans=False):
     dt = jnp.result_type(pows.dtype, jnp.asarray(Q).dtype)
     Q = jnp.asarray(Q, dt)
 
-    def step(X, P):                  # X ← X + M X Mᵀ, M = A^(2^k) (its transpose if trans)
-        M = _oriented(P.astype(dt), trans)
-        return X + M @ X @ M.T
+    def step(X, P):                  # M = A^(2^k) (its transpose if trans)
+        return _dlyap_step(X, _oriented(P.astype(dt), trans))
 
     S = kept(pows)
     XS = jax.lax.fori_loop(0, jnp.clip(K, 0, S), lambda k, X: step(X, pows[k]), Q)
@@ -281,7 +327,7 @@ def _lower(kind):
 # lyap: X with A X + X Aᵀ + Q = 0; dX = lyap(A, dA X + X dAᵀ + dQ); linear in Q with
 # transpose Q̄ = lyap(Aᵀ, Ȳ)  (⟨Ȳ, L(dQ)⟩ = ⟨L*(Ȳ), dQ⟩ with L* the operator of Aᵀ)
 register(Primitive(
-    "lyap", lambda A, Q: lyap_apply_impl(lyap_factor_impl(A), Q),
+    "lyap", lambda A, Q: lyap_factor_solve_impl(A, Q)[1],
     lambda types, p: _pair_shape(types[0], types[1], "lyap"),
     linear_in=(1,), math="A X + X Aᵀ + Q = 0", domains={0: "stable"}, lower=_lower("lyap"),
     doc="Continuous Lyapunov equation; A stable. All NaN when the sign iteration does not "
@@ -292,7 +338,7 @@ register(Primitive(
 # dlyap: X with A X Aᵀ − X + Q = 0; dX = dlyap(A, dA X Aᵀ + A X dAᵀ + dQ); linear in Q with
 # transpose Q̄ = dlyap(Aᵀ, Ȳ)
 register(Primitive(
-    "dlyap", lambda A, Q: dlyap_apply_impl(dlyap_factor_impl(A), Q),
+    "dlyap", lambda A, Q: dlyap_factor_solve_impl(A, Q)[1],
     lambda types, p: _pair_shape(types[0], types[1], "dlyap"),
     linear_in=(1,), math="A X Aᵀ − X + Q = 0", domains={0: "contractive"}, lower=_lower("dlyap"),
     doc="Discrete Lyapunov (Stein) equation; spectral radius of A < 1. All NaN when the "
@@ -311,6 +357,11 @@ def _apply_shape(kind):
     return lambda types, p: _pair_shape(_factor_arg(types[0], kind, who), types[1], who)
 
 
+def _factor_solve_shape(kind):
+    factor, pair = _factor_shape(kind), f"{kind}_factor_solve"
+    return lambda types, p: (factor(types[:1], p), _pair_shape(types[0], types[1], pair))
+
+
 def _flip(kind):
     """Transpose of Q ↦ apply(F, Q, trans): the apply with trans flipped (A ↔ Aᵀ)."""
     return _linear_in_b(lambda b, F, ct, p: b.emit(f"{kind}_apply", F, ct, trans=not p.get("trans", False)))
@@ -319,7 +370,12 @@ def _flip(kind):
 # lyap_factor: the sign-iteration inverses A_k⁻¹ (first S steps), scalings c_k, E = A_K + I (or
 # the iterate A_S when K > S) and step count K (−1: A not stable)
 register(Primitive("lyap_factor", lyap_factor_impl, _factor_shape("lyap"), internal=True,
-                   math="F = {A_k⁻¹ (k < S), c_k, A_K + I or A_S} of sign(A)"))
+                   math="F = {A_k⁻¹ (k < S), c_k, A_K + I or A_S} of sign(A)",
+                   solve_with=("lyap_apply", "lyap_factor_solve")))
+
+# lyap_factor_solve: (lyap_factor(A), lyap_apply(F, Q)) in one loop (the `fuse_factor_solves` pass)
+register(Primitive("lyap_factor_solve", lyap_factor_solve_impl, _factor_solve_shape("lyap"), nout=2,
+                   internal=True, math="F = lyap_factor(A), A X + X Aᵀ + Q = 0"))
 
 # lyap_apply: X with A X + X Aᵀ + Q = 0 (Aᵀ X + X A + Q = 0 if trans): Q_{k+1} =
 # (c_k Q_k + c_k⁻¹ M_k Q_k M_kᵀ)/2, M_k = A_k⁻¹ (A_k⁻ᵀ), X = Q_K/2 + (E Q_K + Q_K Eᵀ)/4 (Eᵀ);
@@ -331,7 +387,11 @@ register(Primitive(
 # dlyap_factor: the squared powers A^(2^k) (first S, then a scratch slot) and their count K
 # (−1: spectral radius ≥ 1)
 register(Primitive("dlyap_factor", dlyap_factor_impl, _factor_shape("dlyap"), internal=True,
-                   math="F = {A^(2^k) (k < S)}"))
+                   math="F = {A^(2^k) (k < S)}", solve_with=("dlyap_apply", "dlyap_factor_solve")))
+
+# dlyap_factor_solve: (dlyap_factor(A), dlyap_apply(F, Q)) in one loop (`fuse_factor_solves`)
+register(Primitive("dlyap_factor_solve", dlyap_factor_solve_impl, _factor_solve_shape("dlyap"), nout=2,
+                   internal=True, math="F = dlyap_factor(A), A X Aᵀ − X + Q = 0"))
 
 # dlyap_apply: X with A X Aᵀ − X + Q = 0 (Aᵀ if trans): X ← X + A_k X A_kᵀ; linear in Q,
 # transpose flips trans
