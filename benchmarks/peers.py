@@ -21,6 +21,7 @@ for _v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_
 from . import common  # noqa: E402,I001  (XLA_FLAGS before jax)
 
 import contextlib  # noqa: E402
+import gc  # noqa: E402
 import importlib.util  # noqa: E402
 import logging  # noqa: E402
 import time  # noqa: E402
@@ -158,6 +159,11 @@ def build_lagrad(text: str, model: str, args, wrt_names, fixed_dims=None) -> Bui
         caches by text): (load, elaborate, adjoint + codegen) seconds, and what they built."""
         _unique[0] += 1
         src = text + f"\n# benchmark copy {_unique[0]} {time.time_ns()}\n"
+        # untimed: a full collection that the cases before left due (PyTensor's graphs, the
+        # peers' executables: ~750k objects) would otherwise land in this build, right where
+        # lagrad's paused collector resumes; Kalman at n = 8 after the dlyap and lyap cases took
+        # 0.47 s of own work that way, 0.32 s after a collection, 0.33 s in a fresh process
+        gc.collect()
         t_load, mod = _clock_both(lambda: lagrad.loads(src, name=f"{model}.la"))
         f = mod[model]
         if fixed_dims:

@@ -196,7 +196,8 @@ def case_section(r) -> list:
     out += ["Compile: text/graph → first forward / first gradient result (build + trace + compile + one "
             "run; PyTorch is eager: its first call). lagrad's gradient split into its own work (load, "
             "elaborate, derive the adjoint, generate its source; not the primal program, which `f.grad` "
-            "does not build; the median of five builds from fresh copies of the text), JAX tracing and "
+            "does not build; the median of five builds from fresh copies of the text, each after an untimed "
+            "garbage collection of the process), JAX tracing and "
             "XLA compilation (once), in CPU time like the runtimes (wall time in data/*.json):", "",
             markdown_table(hdr, rows), ""]
     errs = [[row["n"]] + [f"{g(row, 'peers', p, 'err'):.1e}" if g(row, 'peers', p, 'err') == g(row, 'peers', p, 'err')
