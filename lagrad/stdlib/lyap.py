@@ -75,6 +75,12 @@ def _fro(x):
     return jnp.sqrt(_fro2(x))
 
 
+def _carried_rhs(Q, dt):
+    """The optional extra loop state of a factor's iteration: () without a right-hand side, else
+    (Q,) in the dtype the apply would use."""
+    return () if Q is None else (jnp.asarray(Q, jnp.result_type(dt, jnp.asarray(Q).dtype)),)
+
+
 def _eps(dtype):
     return jnp.finfo(dtype).eps
 
@@ -104,13 +110,13 @@ def lyap_factor_solve_impl(A, Q):
     Q_{k+1}, so the forward solve costs no loop of its own (the compiler's `fuse_factor_solves`
     makes this of a factor and its first untransposed apply). All K steps run in the loop, so
     the steps beyond the S kept ones are not recomputed as an apply would."""
-    F, (QK, AK) = _sign_iteration(A, Q)
-    return F, _lyap_close(QK, AK + jnp.eye(AK.shape[-1], dtype=AK.dtype), F[-1], False)
+    F, (QK, E) = _sign_iteration(A, Q)
+    return F, _lyap_close(QK, E, F[-1], False)
 
 
 def _sign_iteration(A, Q=None):
     """lyap_factor's loop; with a right-hand side Q it also runs lyap_apply's recurrence on it
-    and returns (F, (Q_K, A_K)), else (F, ())."""
+    and returns (F, (Q_K, E = A_K + I)), else (F, None)."""
     A = jnp.asarray(A)
     dt = A.dtype if jnp.issubdtype(A.dtype, jnp.floating) else jnp.float64
     A = A.astype(dt)
@@ -123,7 +129,7 @@ def _sign_iteration(A, Q=None):
     tol = jnp.sqrt(10.0 * n * eps)           # also the most a stalled iteration may miss −I by
     inf = jnp.array(jnp.inf, dt)
     S = slots(n, dt, KMAX, budget=SLOT_BYTES - n * n * jnp.dtype(dt).itemsize)   # S + 1 in the budget
-    rhs = () if Q is None else (jnp.asarray(Q, jnp.result_type(dt, jnp.asarray(Q).dtype)),)
+    rhs = _carried_rhs(Q, dt)
 
     def cond(s):
         k, _, _, _, _, _, _, done = s[:8]
@@ -153,8 +159,9 @@ def _sign_iteration(A, Q=None):
           _fro(A + eye), inf, jnp.array(False)) + rhs
     K, AK, invs, cs, AS, delta, _, _, *QK = jax.lax.while_loop(cond, body, s0)
     ok = jnp.isfinite(delta) & (delta <= tol)
-    F = (invs, cs, jnp.where(K > S, AS, AK + eye), jnp.where(ok, K, -1))
-    return F, (QK[0], AK) if QK else ()
+    E = AK + eye
+    F = (invs, cs, jnp.where(K > S, AS, E), jnp.where(ok, K, -1))
+    return F, (QK[0], E) if QK else None
 
 
 def _sign_step(Ak):
@@ -227,7 +234,7 @@ def _doubling(A, Q=None):
     n = A.shape[-1]
     small = _eps(dt)                          # ‖A_K‖_F² ≤ eps: the remainder A_K X A_Kᵀ is negligible
     S = slots(n, dt, KMAX)
-    rhs = () if Q is None else (jnp.asarray(Q, jnp.result_type(dt, jnp.asarray(Q).dtype)),)
+    rhs = _carried_rhs(Q, dt)
 
     def cond(s):
         k, _, _, nrm2 = s[:4]
