@@ -170,6 +170,24 @@ def test_unstable_matrix_gives_nan_and_is_stable_false(case):
     assert np.isnan(np.asarray(MODELS.loss.grad("A")(A, Q, W))).all()
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_matrix_gives_k_minus_one_and_nan(bad):
+    """A non-finite A (the iteration's loop state starts from ‖A + I‖_F, which is then not
+    finite): K = −1 for the factor alone and fused with its forward solve, and lyap and its
+    gradient are NaN."""
+    from lagrad.stdlib.lyap import lyap_factor_impl, lyap_factor_solve_impl
+    A = STABLE["random"](np.random.default_rng(2))
+    A[1, 2] = bad
+    n = A.shape[0]
+    Q, W = np.eye(n), np.ones((n, n))
+    assert int(jax.jit(lyap_factor_impl)(jnp.asarray(A))[-1]) == -1
+    F, X = jax.jit(lyap_factor_solve_impl)(jnp.asarray(A), jnp.asarray(Q))
+    assert int(F[-1]) == -1 and np.isnan(np.asarray(X)).all()
+    assert not bool(lagrad.is_stable(A))
+    assert np.isnan(np.asarray(MODELS.lyap_of(A, Q))).all()
+    assert np.isnan(np.asarray(MODELS.loss.grad("A")(A, Q, W))).all()
+
+
 @pytest.mark.parametrize("A", [np.eye(3), 1.01 * np.eye(2), np.array([[0.0, 1.0], [-1.0, 0.0]]),
                                2.0 * np.random.default_rng(9).standard_normal((5, 5))],
                          ids=["identity", "radius-1.01", "rotation", "random-big"])
