@@ -81,6 +81,11 @@ def _carried_rhs(Q, dt):
     return () if Q is None else (jnp.asarray(Q, jnp.result_type(dt, jnp.asarray(Q).dtype)),)
 
 
+def _nan_unless_solved(X, K):
+    """X, or all NaN where the factor's iteration failed (step count K < 0)."""
+    return jnp.where(K >= 0, X, jnp.array(jnp.nan, X.dtype))
+
+
 def _eps(dtype):
     return jnp.finfo(dtype).eps
 
@@ -213,7 +218,7 @@ def _lyap_close(QK, E, K, trans):
     """X = ½ Q_K + ¼ (E Q_K + Q_K Eᵀ) (Eᵀ if trans), all NaN when the iteration failed (K < 0)."""
     ME = _oriented(E.astype(QK.dtype), trans)
     X = 0.5 * QK + 0.25 * (ME @ QK + QK @ ME.T)
-    return jnp.where(K >= 0, X, jnp.array(jnp.nan, QK.dtype))
+    return _nan_unless_solved(X, K)
 
 
 def dlyap_factor_impl(A):
@@ -229,7 +234,7 @@ def dlyap_factor_solve_impl(A, Q):
     X_k to X_{k+1} = X_k + A_k X_k A_kᵀ, so the forward solve costs no loop of its own (the
     compiler's `fuse_factor_solves` makes this of a factor and its first untransposed apply)."""
     F, X = _doubling(A, Q)
-    return F, jnp.where(F[-1] >= 0, X, jnp.array(jnp.nan, X.dtype))
+    return F, _nan_unless_solved(X, F[-1])
 
 
 def _doubling(A, Q=None):
@@ -282,7 +287,7 @@ def dlyap_apply_impl(F, Q, *, trans=False):
         P = P @ P
         return step(X, P), P
     X = jax.lax.fori_loop(S, jnp.maximum(K, S), later, (XS, pows[S - 1]))[0]
-    return jnp.where(K >= 0, X, jnp.array(jnp.nan, dt))
+    return _nan_unless_solved(X, K)
 
 
 def is_stable(A):
