@@ -108,11 +108,11 @@ def linearize(prog: Program, wrt=None) -> Program:
         x = prog.inputs[i]
         dx = namer.var("d" + x.name, x.type)
         t_inputs.append(dx)
-        tan[id(x)] = b.wrap(dx)
+        tan[x] = b.wrap(dx)
         tangent_of[dx.name] = x.name
     for e in prog.eqns:
         b.eqns.append(e)
-        tins = [tan.get(id(a)) if isinstance(a, Var) else None for a in e.inputs]
+        tins = [tan.get(a) if isinstance(a, Var) else None for a in e.inputs]
         if all(t is None for t in tins):
             continue
         p = get(e.prim)
@@ -130,12 +130,12 @@ def linearize(prog: Program, wrt=None) -> Program:
         for o, r in zip(e.outputs, res):
             if not is_zero(r):
                 r = _rename_result(b, start, r, "d" + o.name)
-                tan[id(o)] = r
+                tan[o] = r
                 tangent_of[r.atom.name] = o.name
     b.span, b.origin = None, None
     t_outputs = []
     for o in prog.outputs:
-        t = tan.get(id(o)) if isinstance(o, Var) else None
+        t = tan.get(o) if isinstance(o, Var) else None
         t_outputs.append(b.materialize(b.zero(o.type)).atom if t is None else t.atom)
     meta = dict(prog.meta, n_primal_in=len(prog.inputs), n_primal_out=len(prog.outputs),
                 wrt=wrt, tangent_of=tangent_of)
@@ -144,27 +144,28 @@ def linearize(prog: Program, wrt=None) -> Program:
 
 
 # ---- linearity ----------------------------------------------------------------------------
-def split_linear(eqns, linear_ids: set):
-    """Split equations into those independent of the linear inputs and those that depend on
-    them; returns (nonlinear, linear, offending) where `offending` is the first equation that
-    uses a linear value in a way its primitive is not linear in (or None)."""
-    lin_ids = set(linear_ids)
-    zero_ids = set()                    # constant zeros: they sit in every linear space
+def split_linear(eqns, linear_vars):
+    """Split equations into those independent of the linear inputs (the Vars `linear_vars`)
+    and those that depend on them; returns (nonlinear, linear, offending) where `offending` is
+    the first equation that uses a linear value in a way its primitive is not linear in (or
+    None). (Literals may be tested for membership: a literal never equals a Var.)"""
+    lin_vars = set(linear_vars)
+    zero_vars = set()                   # constant zeros: they sit in every linear space
     nonlin, lin, bad = [], [], None
     for e in eqns:
-        pos = [i for i, a in enumerate(e.inputs) if isinstance(a, Var) and id(a) in lin_ids]
+        pos = [i for i, a in enumerate(e.inputs) if a in lin_vars]
         if not pos:
             if e.prim == "zeros":
-                zero_ids.update(id(o) for o in e.outputs)
+                zero_vars.update(e.outputs)
             nonlin.append(e)
             continue
         p = get(e.prim)
-        zpos = [i for i, a in enumerate(e.inputs) if isinstance(a, Var) and id(a) in zero_ids]
+        zpos = [i for i, a in enumerate(e.inputs) if a in zero_vars]
         if bad is None and not (p.is_linear_at(pos, len(e.inputs))
                                 or p.is_linear_at(pos + zpos, len(e.inputs))):
             bad = e
         lin.append(e)
-        lin_ids.update(id(o) for o in e.outputs)
+        lin_vars.update(e.outputs)
     return nonlin, lin, bad
 
 
@@ -174,8 +175,8 @@ def transpose(tp: Program, lin_inputs: list, lin_outputs: list, ct_names=None,
     """Transpose the linear part of `tp`. Inputs of the result: the non-linear inputs of `tp`
     plus one cotangent per linear output; outputs: ``keep_outputs`` then the cotangents of
     the linear inputs."""
-    lin_ids = {id(v) for v in lin_inputs}
-    nonlin, lin, bad = split_linear(tp.eqns, lin_ids)
+    lin_vars = set(lin_inputs)
+    nonlin, lin, bad = split_linear(tp.eqns, lin_vars)
     if bad is not None:
         raise RuleError(f"`{bad.prim}` is applied nonlinearly to a tangent here, so the program "
                         f"cannot be transposed (a Fréchet rule must be linear in the tangents)",
@@ -190,33 +191,33 @@ def transpose(tp: Program, lin_inputs: list, lin_outputs: list, ct_names=None,
 
     namer.taken |= set(tangent_of.values())     # `t8_bar` must not meet a new, unrelated `t8`
     ct: dict = {}
-    ct_from: dict = {}       # id(var) -> index of the first equation that may define its cotangent
+    ct_from: dict = {}       # var -> index of the first equation that may define its cotangent
 
     def accumulate(v, c, start):
         """Sum the contributions to v's cotangent; the total is named `v_bar` once complete."""
         if is_zero(c):
             return
-        prev = ct.get(id(v))
+        prev = ct.get(v)
         if prev is None:
-            ct[id(v)], ct_from[id(v)] = c, start
+            ct[v], ct_from[v] = c, start
         else:
-            ct_from[id(v)] = len(b.eqns)
-            ct[id(v)] = prev + c
+            ct_from[v] = len(b.eqns)
+            ct[v] = prev + c
 
     def complete(v):
-        c = ct.pop(id(v), None)
-        return None if c is None else _rename_result(b, ct_from.pop(id(v)), c, bar(v))
+        c = ct.pop(v, None)
+        return None if c is None else _rename_result(b, ct_from.pop(v), c, bar(v))
 
     ct_inputs = []
     for k, o in enumerate(lin_outputs):
         name = ct_names[k] if ct_names else (bar(o) if isinstance(o, Var) else "y_bar")
         c = namer.var(name, o.type)
         ct_inputs.append(c)
-        if isinstance(o, Var) and (id(o) in lin_ids or any(o in e.outputs for e in lin)):
+        if isinstance(o, Var) and (o in lin_vars or any(o in e.outputs for e in lin)):
             accumulate(o, b.wrap(c), len(b.eqns))
-    lin_set = set(lin_ids)
+    lin_set = set(lin_vars)
     for e in lin:
-        lin_set.update(id(o) for o in e.outputs)
+        lin_set.update(e.outputs)
     for e in reversed(lin):
         cts = [complete(o) for o in e.outputs]
         if all(c is None for c in cts):
@@ -228,7 +229,7 @@ def transpose(tp: Program, lin_inputs: list, lin_outputs: list, ct_names=None,
             raise RuleError(f"cannot transpose `{p.label}`: the primitive is linear here but has no "
                             f"transpose rule (register one with `transpose=`)", span=e.span, source=tp.source)
         b.span, b.origin = e.span, e.origin or p.label
-        ins = [Undef(a.type) if isinstance(a, Var) and id(a) in lin_set else b.wrap(a) for a in e.inputs]
+        ins = [Undef(a.type) if a in lin_set else b.wrap(a) for a in e.inputs]
         cvals = [c if c is not None else b.zero(o.type) for c, o in zip(cts, e.outputs)]
         start = len(b.eqns)
         res = run_user_rule("transpose", p, p.transpose, (b, cvals, ins, [b.wrap(o) for o in e.outputs],
@@ -248,7 +249,7 @@ def transpose(tp: Program, lin_inputs: list, lin_outputs: list, ct_names=None,
             b.span, b.origin = (src.span, src.origin) if src is not None else (None, None)
             c = b.astype(c, dtype="f32")        # a cotangent has its input's precision, as in JAX
         outs.append(c.atom)
-    nonlin_inputs = [v for v in tp.inputs if id(v) not in lin_ids]
+    nonlin_inputs = [v for v in tp.inputs if v not in lin_vars]
     return tp.copy(inputs=nonlin_inputs + ct_inputs, eqns=b.eqns, outputs=list(keep_outputs) + outs,
                    kind="adjoint")
 

@@ -96,16 +96,16 @@ def compile_frechet_text(p):
         finally:
             b.fold_transposes = fold
         b.span, b.origin = span, origin
-        tangent_ids = {id(v.atom) for v in dx if isinstance(v, Val) and not isinstance(v, Zero)}
-        _, lin, bad = split_linear(b.eqns[start:], tangent_ids)
+        tangents = {v.atom for v in dx if isinstance(v, Val) and not isinstance(v, Zero)}
+        _, lin, bad = split_linear(b.eqns[start:], tangents)
         if bad is not None:
             raise RuleError(f"the Fréchet rule of `{p.label}` is not linear in the tangents: "
                             f"`{REGISTRY[bad.prim].label}` is applied nonlinearly to a tangent"
-                            + _undeclared(b.eqns[start:], tangent_ids),
+                            + _undeclared(b.eqns[start:], tangents),
                             span=bad.span, source=source)
         # derived lines point at the source line being differentiated, not at the rule text
         b.eqns[start:] = [_relabel(e, span, origin) for e in b.eqns[start:]]
-        lin_out = {id(o) for e in lin for o in e.outputs} | tangent_ids
+        lin_out = {o for e in lin for o in e.outputs} | tangents
         outs = []
         for name, yv in zip(d.outs, y):
             v = scope.names.get("d" + name)
@@ -113,7 +113,7 @@ def compile_frechet_text(p):
                 raise RuleError(f"the frechet block of `{p.label}` does not assign `d{name}`",
                                 span=d.span, source=source)
             at = _assignment(d, "d" + name).span
-            if not isinstance(v, Zero) and id(v.atom) not in lin_out:
+            if not isinstance(v, Zero) and v.atom not in lin_out:
                 raise RuleError(f"`d{name}` does not depend linearly on the tangents", span=at, source=source)
             if not _fits(v.type, yv.type):
                 raise RuleError(f"the Fréchet rule of `{p.label}` gives `d{name}` the type {v.type}, but "
@@ -148,17 +148,17 @@ def compile_frechet_text(p):
     return rule
 
 
-def _undeclared(eqns, tangent_ids) -> str:
+def _undeclared(eqns, tangents) -> str:
     """A hint when the rule passes a tangent (or a tangent that is zero, materialized) to a user
     primitive in an argument its `linear_in` does not list: `mymv(dW, v)` for linear_in=(1,)."""
-    zeros = {id(o) for e in eqns if e.prim == "zeros" for o in e.outputs}
+    zeros = {o for e in eqns if e.prim == "zeros" for o in e.outputs}
     for e in eqns:
         q = REGISTRY.get(e.prim)
         if q is None or not q.user:
             continue
         lin = q.linear_positions(len(e.inputs))
         for i, a in enumerate(e.inputs):
-            if i not in lin and (id(a) in tangent_ids or id(a) in zeros):
+            if i not in lin and (a in tangents or a in zeros):
                 return (f" (`{q.label}` gets a tangent as argument {i + 1}, which its linear_in does not "
                         f"list: declare it linear there, linear_in={tuple(sorted(lin | {i}))})")
     return ""

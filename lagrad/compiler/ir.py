@@ -10,7 +10,9 @@ from .types import TensorType, WEAK
 
 @dataclass(frozen=True, eq=False)
 class Var:
-    """A program variable; equality is identity. ``name`` is unique within its program."""
+    """A program variable; equality is identity. ``name`` is unique within its program.
+    Passes key their tables by the Var itself: its hash is the identity hash, as fast as a
+    dict lookup gets (keying by ``id(v)`` costs a call more per lookup)."""
     name: str
     type: Any
 
@@ -106,13 +108,10 @@ class Program:
         return bundle
 
     def vars(self):
-        seen = {}
-        for v in self.inputs:
-            seen[id(v)] = v
+        seen = dict.fromkeys(self.inputs)   # Vars hash and compare by identity: ordered, unique
         for e in self.eqns:
-            for v in e.outputs:
-                seen[id(v)] = v
-        return list(seen.values())
+            seen.update(dict.fromkeys(e.outputs))
+        return list(seen)
 
     def copy(self, **changes) -> "Program":
         kw = dict(name=self.name, inputs=list(self.inputs), eqns=list(self.eqns),
@@ -148,4 +147,7 @@ class Namer:
 
     @classmethod
     def for_program(cls, prog: Program) -> "Namer":
-        return cls(v.name for v in prog.vars())
+        namer = cls()
+        namer.taken = {o.name for e in prog.eqns for o in e.outputs}     # every pass makes one:
+        namer.taken.update(v.name for v in prog.inputs)                   # names only, no Var list
+        return namer

@@ -215,7 +215,7 @@ def check_linear(prog: Program, opv: OpValue, el):
     it, and the result depends on v."""
     from .autodiff import split_linear
     v = prog.inputs[0]
-    _, lin, bad = split_linear(prog.eqns, {id(v)})
+    _, lin, bad = split_linear(prog.eqns, {v})
     if bad is not None:
         raise LaTypeError(f"operator `{opv.name}` must be linear in `{opv.param}`, but `{_opname(bad.prim)}` "
                           f"here is not linear in it (an operator body may only scale, add, multiply by "

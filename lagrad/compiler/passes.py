@@ -27,19 +27,19 @@ class CompilerBug(AssertionError):
 
 
 def dce(prog: Program) -> Program:
-    live = {id(o) for o in prog.outputs if isinstance(o, Var)}
+    live = {o for o in prog.outputs if isinstance(o, Var)}
     kept = []
     add = live.add
     for e in reversed(prog.eqns):       # plain loops: this runs over every equation, 5× a compile
         for o in e.outputs:
-            if id(o) in live:
+            if o in live:
                 break
         else:
             continue
         kept.append(e)
         for a in e.inputs:
             if isinstance(a, Var):
-                add(id(a))
+                add(a)
     return prog.copy(eqns=kept[::-1])
 
 
@@ -58,10 +58,10 @@ def cse(prog: Program) -> Program:
         ins, keys, changed = [], [], False
         for a in e.inputs:
             if isinstance(a, Var):
-                b = sub.get(id(a))
+                b = sub.get(a)
                 if b is not None:
                     a, changed = b, True
-                keys.append(id(a))
+                keys.append(a)
             else:
                 keys.append(("lit", float(a.value)))
             ins.append(a)
@@ -73,14 +73,14 @@ def cse(prog: Program) -> Program:
             key = None
         if prev is not None:
             for o, po in zip(e.outputs, prev.outputs):
-                sub[id(o)] = po
+                sub[o] = po
             continue
         if changed:
             e = Eqn(e.prim, tuple(ins), e.params, e.outputs, e.span, e.origin)
         if key is not None:
             seen[key] = e
         kept.append(e)
-    return prog.copy(eqns=kept, outputs=[sub.get(id(o), o) if isinstance(o, Var) else o for o in prog.outputs])
+    return prog.copy(eqns=kept, outputs=[sub.get(o, o) if isinstance(o, Var) else o for o in prog.outputs])
 
 
 def _producers(prog):
@@ -256,13 +256,13 @@ def tidy_names(prog: Program, out_names=None) -> Program:
     want = {}
     outs = [o for o in prog.outputs]
     for k, o in enumerate(outs):
-        if not isinstance(o, Var) or any(o is v for v in prog.inputs) or id(o) in want:
+        if not isinstance(o, Var) or any(o is v for v in prog.inputs) or o in want:
             continue
         name = out_names[k] if out_names and k < len(out_names) and out_names[k] else None
         if name is None and _TEMP.match(o.name):
             name = "out" if len(outs) == 1 else f"out{k}"
         if name is not None and name not in taken:
-            want[id(o)] = name
+            want[o] = name
             taken.add(name)
     new, count = {}, 0
     namer = Namer(taken)                    # one namer: its counters keep renaming linear
@@ -270,7 +270,7 @@ def tidy_names(prog: Program, out_names=None) -> Program:
     temp = _TEMP.match
     for e in prog.eqns:
         for o in e.outputs:
-            name = want.get(id(o))
+            name = want.get(o)
             if name is None and temp(o.name):
                 count += 1
                 while f"t{count}" in taken:
@@ -280,12 +280,13 @@ def tidy_names(prog: Program, out_names=None) -> Program:
                 base = _SUFFIX.sub("", o.name)
                 name = base if base not in taken else namer.fresh(base)
             taken.add(name)
-            new[id(o)] = Var(name, o.type) if name != o.name else o
-    # keys are ids of live Vars, so a literal (alive, another object) never matches one
+            if name != o.name:
+                new[o] = Var(name, o.type)
+    # keys are the renamed Vars (identity); a literal never equals one
     get = new.get
-    eqns = [Eqn(e.prim, tuple([get(id(a), a) for a in e.inputs]), e.params,
-                tuple([get(id(o), o) for o in e.outputs]), e.span, e.origin) for e in prog.eqns]
-    return prog.copy(eqns=eqns, outputs=[get(id(o), o) for o in prog.outputs])
+    eqns = [Eqn(e.prim, tuple([get(a, a) for a in e.inputs]), e.params,
+                tuple([get(o, o) for o in e.outputs]), e.span, e.origin) for e in prog.eqns]
+    return prog.copy(eqns=eqns, outputs=[get(o, o) for o in prog.outputs])
 
 
 def typecheck(prog: Program, where: str = "") -> Program:

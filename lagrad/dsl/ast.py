@@ -16,6 +16,18 @@ class Span:
     def __str__(self) -> str:
         return f"{self.path}:{self.line}:{self.column}"
 
+    def __hash__(self):
+        # computed once: the code generator hashes every equation's span (by value) to find
+        # repeated blocks, and a frozen dataclass's own hash is a Python call each time
+        h = self.__dict__.get("_hash")
+        if h is None:
+            h = hash((self.path, self.line, self.column, self.end_line, self.end_column))
+            object.__setattr__(self, "_hash", h)
+        return h
+
+    def __getstate__(self):            # a pickled span recomputes its hash (string hashes are per process)
+        return {k: v for k, v in self.__dict__.items() if k != "_hash"}
+
 
 NOSPAN = Span("<builtin>", 0, 0, 0, 0)
 

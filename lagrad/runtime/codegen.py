@@ -47,13 +47,13 @@ class _Names:
         for v in prog.vars():
             s = _safe(v.name, used)
             used.add(s)
-            self.map[id(v)] = s
+            self.map[v] = s
         self.used = used
 
     def __call__(self, a) -> str:
         if isinstance(a, Lit):
             return literal_source(a.value)
-        return self.map[id(a)]
+        return self.map[a]
 
 
 def literal_source(value) -> str:
@@ -167,7 +167,7 @@ def _transposed_matmul(e, producers, names):
     if e.prim != "matmul":
         return None
     for side, a in enumerate(e.inputs):
-        src = producers.get(id(a))
+        src = producers.get(a)
         if src is None or src.prim != "transpose" or src.inputs[0].type.ndim != 2:
             continue
         A = names(src.inputs[0])
@@ -186,14 +186,14 @@ def _function_lines(prog: Program, fname: str, ops: dict, with_comments: bool, t
     names = _Names(prog)
     out = [f"def {fname}({', '.join(names(v) for v in prog.inputs)}):"]
     body = dim_bindings(prog, names)
-    producers = {id(o): e for e in prog.eqns for o in e.outputs}
+    producers = {o: e for e in prog.eqns for o in e.outputs}
 
     def emit(e, nm=names):
         return ((solver(e, nm) if solver else None) or _transposed_matmul(e, producers, nm)
                 or eqn_source(e, nm, ops))
 
     def local_names(a):             # a scan body's placeholders carry their own names
-        return a.name if isinstance(a, Var) and id(a) not in names.map else names(a)
+        return a.name if isinstance(a, Var) and a not in names.map else names(a)
     runs = {r.start: r for r in reroll.find_runs(prog)} if reroll.ENABLED else {}
     stacked, k, nrun = {}, 0, 0
     while k < len(prog.eqns):

@@ -84,15 +84,15 @@ def find_runs(prog) -> list:
     defined = {}
     for i, e in enumerate(eqns):
         for o, v in enumerate(e.outputs):
-            defined[id(v)] = (i, o)
+            defined[v] = (i, o)
     uses = {}
     for i, e in enumerate(eqns):
         for a in e.inputs:
             if isinstance(a, Var):
-                uses.setdefault(id(a), []).append(i)
+                uses.setdefault(a, []).append(i)
     for a in prog.outputs:
         if isinstance(a, Var):
-            uses.setdefault(id(a), []).append(n)
+            uses.setdefault(a, []).append(n)
     runs, i = [], 0
     failed = {}          # period -> end of a repetition that did not have a loop's data flow
     while i < n:
@@ -130,7 +130,7 @@ def _analyse(eqns, start, p, count, defined, uses):
 
     def where(a):
         """('in', k, q, o) inside the run, ('before',) or ('after',) otherwise."""
-        d = defined.get(id(a))
+        d = defined.get(a)
         if d is None or d[0] < start:
             return ("before",)
         if d[0] >= end:
@@ -184,7 +184,7 @@ def _analyse(eqns, start, p, count, defined, uses):
     for k in range(count):
         for q in range(p):
             for o, v in enumerate(eqns[start + k * p + q].outputs):
-                used_after = any(u >= end for u in uses.get(id(v), ()))
+                used_after = any(u >= end for u in uses.get(v, ()))
                 if used_after and not (k == count - 1 and (q, o) in carried):
                     exports.add((q, o))
     run.exports = sorted(exports)
