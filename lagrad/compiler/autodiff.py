@@ -5,7 +5,7 @@ Reverse mode is ``transpose(linearize(program))`` — never a hand-written rever
 from __future__ import annotations
 
 
-from ..errors import RuleError
+from ..errors import LagradError, RuleError
 from .builder import Builder, Undef, Val, Zero, is_zero
 from .ir import Eqn, Namer, Program, Var
 from .primitive import get
@@ -37,6 +37,11 @@ def _rename_result(b: Builder, start: int, val, name: str):
     if old.name == name:
         return val
     eqns = b.eqns                       # (`in` on Vars is identity: they compare by identity)
+    e = eqns[-1] if len(eqns) > start else None
+    if e is not None and e.outputs == (old,):       # most often: made by the last equation
+        new = Var(b.namer.fresh(name), old.type)
+        eqns[-1] = Eqn(e.prim, e.inputs, e.params, (new,), e.span, e.origin)
+        return Val(new, b)
     for k in range(len(eqns) - 1, start - 1, -1):
         e = eqns[k]
         if old in e.outputs:
@@ -57,7 +62,6 @@ def run_user_rule(kind, p, fn, args, want, span, source):
     """`fn(*args)`, a user primitive's Python rule, with what goes wrong in it as a RuleError at
     the call being differentiated: an exception it raises, or results that are not builder
     values of the types `want` (one type per result; None: any)."""
-    from ..errors import LagradError
     if not p.user or not callable(fn) or hasattr(fn, "frechet_def"):
         return fn(*args)
     try:
