@@ -37,15 +37,11 @@ def _rename_result(b: Builder, start: int, val, name: str):
     if old.name == name:
         return val
     eqns = b.eqns                       # (`in` on Vars is identity: they compare by identity)
-    e = eqns[-1] if len(eqns) > start else None
-    if e is not None and e.outputs == (old,):       # most often: made by the last equation
-        new = Var(b.namer.fresh(name), old.type)
-        eqns[-1] = Eqn(e.prim, e.inputs, e.params, (new,), e.span, e.origin)
-        return Val(new, b)
-    for k in range(len(eqns) - 1, start - 1, -1):
+    last = len(eqns) - 1
+    for k in range(last, start - 1, -1):
         e = eqns[k]
-        if old in e.outputs:
-            if any(old in e2.inputs for e2 in eqns[k + 1:]):
+        if old in e.outputs:            # most often the last equation: no later use to look for
+            if k < last and any(old in e2.inputs for e2 in eqns[k + 1:]):
                 return val
             new = Var(b.namer.fresh(name), old.type)
             eqns[k] = Eqn(e.prim, e.inputs, e.params, tuple(new if o is old else o for o in e.outputs),

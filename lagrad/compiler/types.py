@@ -6,6 +6,8 @@ from functools import lru_cache
 
 import sympy
 
+from ..dsl.ast import hash_once, state_without_hash
+
 DTYPES = ("f32", "f64")
 WEAK = "weak"          # the dtype of a Python number literal: it takes its partner's dtype
 
@@ -88,17 +90,10 @@ class TensorType:
     def __post_init__(self):
         object.__setattr__(self, "shape", tuple(as_dim(d) for d in self.shape))
 
-    def __hash__(self):
-        # computed once: every emitted equation's shape-rule memo hashes its input types, and a
-        # sympy dimension's hash is a Python call (dataclass keeps an explicit __hash__)
-        h = self.__dict__.get("_hash")
-        if h is None:
-            h = hash((self.dtype, self.shape))
-            object.__setattr__(self, "_hash", h)
-        return h
-
-    def __getstate__(self):            # a pickled type recomputes its hash (string hashes are per process)
-        return {k: v for k, v in self.__dict__.items() if k != "_hash"}
+    # every emitted equation's shape-rule memo hashes its input types, and a sympy dimension's
+    # hash is a Python call (dataclass keeps an explicit __hash__)
+    __hash__ = hash_once(lambda t: (t.dtype, t.shape))
+    __getstate__ = state_without_hash
 
     @property
     def ndim(self) -> int:

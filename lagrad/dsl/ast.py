@@ -5,6 +5,24 @@ from dataclasses import dataclass, field
 from typing import Optional, Union
 
 
+def hash_once(values):
+    """A frozen dataclass's ``__hash__`` computed once, from ``values(self)``, and kept on the
+    instance: a dataclass's generated hash is a Python call that rehashes every field each time.
+    Pair it with ``state_without_hash`` (string hashes differ between processes)."""
+    def __hash__(self):
+        h = self.__dict__.get("_hash")
+        if h is None:
+            h = hash(values(self))
+            object.__setattr__(self, "_hash", h)
+        return h
+    return __hash__
+
+
+def state_without_hash(self) -> dict:
+    """``__getstate__`` for a class using ``hash_once``: a pickled copy recomputes its hash."""
+    return {k: v for k, v in self.__dict__.items() if k != "_hash"}
+
+
 @dataclass(frozen=True)
 class Span:
     path: str
@@ -16,17 +34,9 @@ class Span:
     def __str__(self) -> str:
         return f"{self.path}:{self.line}:{self.column}"
 
-    def __hash__(self):
-        # computed once: the code generator hashes every equation's span (by value) to find
-        # repeated blocks, and a frozen dataclass's own hash is a Python call each time
-        h = self.__dict__.get("_hash")
-        if h is None:
-            h = hash((self.path, self.line, self.column, self.end_line, self.end_column))
-            object.__setattr__(self, "_hash", h)
-        return h
-
-    def __getstate__(self):            # a pickled span recomputes its hash (string hashes are per process)
-        return {k: v for k, v in self.__dict__.items() if k != "_hash"}
+    # the code generator hashes every equation's span (by value) to find repeated blocks
+    __hash__ = hash_once(lambda s: (s.path, s.line, s.column, s.end_line, s.end_column))
+    __getstate__ = state_without_hash
 
 
 NOSPAN = Span("<builtin>", 0, 0, 0, 0)
