@@ -77,6 +77,15 @@ ROWS = [
         ref=lambda A, Q: (dlyap_factor_impl(A), dlyap_apply_impl(dlyap_factor_impl(A), Q))),
     Row("dlyap_factor_solve", ((6, 6), (6, 6)), domains=("contractive",), tag="6x6",
         ref=lambda A, Q: (dlyap_factor_impl(A), dlyap_ref(A, Q))),
+    # several solves in the factor's loop, one transposed, without the factor (factor=false: the
+    # adjoint of a loss linear in X, whose seed does not depend on X); and a transposed one with it
+    *[Row(f"{k}_factor_solve", (M, M, M), {"factor": False, "trans": (False, True)},
+          domains=(dom,), tag="two-NT", ref=lambda A, Q, W, r=r: (r(A, Q), r(A.T, W)))
+      for k, dom, r in (("lyap", "stable", lyap_ref), ("dlyap", "contractive", dlyap_ref))],
+    Row("lyap_factor_solve", ((6, 6), (6, 6)), {"trans": (True,)}, domains=("nonnormal_stable",),
+        tag="T-nonnormal-6x6", ref=lambda A, Q: (lyap_factor_impl(A), lyap_ref(A.T, Q))),
+    Row("dlyap_factor_solve", (M, M), {"trans": (True,)}, domains=("contractive",), tag="T",
+        ref=lambda A, Q: (dlyap_factor_impl(A), dlyap_ref(A.T, Q))),
     *[Row("lyap_apply", (("lyap", 4), M), {"trans": t}, tag="T" if t else "N",
           ref=lambda A, Q, t=t: lyap_ref(A.T if t else A, Q)) for t in (False, True)],
     *[Row("dlyap_apply", (("dlyap", 4), M), {"trans": t}, tag="T" if t else "N",

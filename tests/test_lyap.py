@@ -120,14 +120,20 @@ def test_dlyap_gradient_matches_explicit_formula():
 @pytest.mark.parametrize("model,kind", [("loss", "lyap"), ("dloss", "dlyap"), ("two_uses", "lyap")])
 def test_adjoint_shares_one_factor_and_backward_is_products(model, kind):
     text = str(getattr(MODELS, model).adjoint())
-    # one factor, made with the forward solve in its loop (`fuse_factor_solves`)
+    # one factor loop, which carries the forward solves (`fuse_factor_solves`)
     assert text.count(f"{kind}_factor_solve(") == 1 and f"{kind}_factor(" not in text
-    assert f"{kind}_apply(" in text and "trans=true" in text
     assert " inv(" not in text and "lu_" not in text
     assert f"= {kind}(" not in text                           # every solve lowered to the factor
-    # the backward pass (the lines that read the cotangent) runs applies and products only
-    back = [ln for ln in text.splitlines() if "_bar" in ln.split("=")[0]]
-    assert back and not any(f"{kind}_factor" in ln for ln in back)
+    if model == "two_uses":
+        # the seeds depend on X: the backward pass (the lines that read the cotangent) runs
+        # applies of the kept factor and products only
+        assert f"{kind}_apply(" in text and "trans=true" in text
+        back = [ln for ln in text.splitlines() if "_bar" in ln.split("=")[0]]
+        assert back and not any(f"{kind}_factor" in ln for ln in back)
+    else:
+        # a loss linear in X: the seed W does not depend on X, so the adjoint's transposed solve
+        # rides in the same loop and no step is stored; the rest of the backward pass is products
+        assert "factor=false, trans=(false, true)" in text and f"{kind}_apply(" not in text
 
 
 def test_two_uses_gradient_matches_finite_differences():

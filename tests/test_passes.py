@@ -169,22 +169,9 @@ def test_index_not_pushed_into_a_shared_product():
     assert [e for e in prog.eqns if e.prim == "matmul"][0].outputs[0].type.ndim == 2
 
 
-@pytest.mark.parametrize("kind", ["lyap", "dlyap"])
-def test_a_lyapunov_factor_carries_its_first_untransposed_solve(kind):
-    """`fuse_factor_solves`: the factor and its first apply(F, Q, trans=false) become one
-    K_factor_solve (the forward solve rides in the factor's loop); a second solve with the same
-    A reads that factor; a factor whose first use is transposed is left as it is."""
+def _lyap_problem(kind, n=5, seed=7):
     import scipy.linalg as sla
-    two = lagrad.loads(f"model f(A: f64[n, n], Q: f64[n, n], P: f64[n, n]) -> f64[n, n] "
-                       f"{{ return {kind}(A, Q) + 2 * {kind}(A, P) }}").f
-    p = prims(two.program)
-    assert p.count(f"{kind}_factor_solve") == 1 and f"{kind}_factor" not in p
-    assert p.count(f"{kind}_apply") == 1
-    first_t = lagrad.loads(f"model g(A: f64[n, n], Q: f64[n, n]) -> f64[n, n] {{ return {kind}(A', Q) }}").g
-    assert prims(first_t.program) == [f"{kind}_factor", f"{kind}_apply"]
-    assert first_t.program.eqns[1].param("trans") is True
-    rng = np.random.default_rng(7)
-    n = 5
+    rng = np.random.default_rng(seed)
     A = rng.standard_normal((n, n))
     if kind == "lyap":
         A = A / np.sqrt(n) - 2 * np.eye(n)
@@ -192,6 +179,59 @@ def test_a_lyapunov_factor_carries_its_first_untransposed_solve(kind):
     else:
         A = 0.6 * A / np.max(np.abs(np.linalg.eigvals(A)))
         ref = sla.solve_discrete_lyapunov
-    Q, P = rng.standard_normal((n, n)), rng.standard_normal((n, n))
+    return A, rng.standard_normal((n, n)), rng.standard_normal((n, n)), ref
+
+
+@pytest.mark.parametrize("kind", ["lyap", "dlyap"])
+def test_a_lyapunov_factor_carries_every_solve_that_does_not_depend_on_it(kind):
+    """`fuse_factor_solves`: the factor and every apply(F, Q, trans) whose Q does not depend on F
+    become one K_factor_solve (the solves ride in the factor's loop), transposed or not; the
+    factor stays an output only where something else reads it (a tangent's solve, whose
+    right-hand side depends on X), and is left out (factor=false, no step stored) otherwise."""
+    two = lagrad.loads(f"model f(A: f64[n, n], Q: f64[n, n], P: f64[n, n]) -> f64[n, n] "
+                       f"{{ return {kind}(A, Q) + 2 * {kind}(A, P) }}").f
+    p = prims(two.program)
+    assert p.count(f"{kind}_factor_solve") == 1 and f"{kind}_factor" not in p and f"{kind}_apply" not in p
+    fused = two.program.eqns[p.index(f"{kind}_factor_solve")]
+    assert fused.param("factor") is False and fused.param("trans") is None and len(fused.outputs) == 2
+    first_t = lagrad.loads(f"model g(A: f64[n, n], Q: f64[n, n]) -> f64[n, n] {{ return {kind}(A', Q) }}").g
+    assert prims(first_t.program) == [f"{kind}_factor_solve"]
+    assert first_t.program.eqns[0].param("trans") == (True,)
+    tangent = str(first_t.tangent())
+    assert f"{kind}_factor_solve(A, Q, trans=(true,))" in tangent      # the factor is kept…
+    assert f"{kind}_apply(" in tangent                                  # …for the tangent's solve
+    A, Q, P, ref = _lyap_problem(kind)
     np.testing.assert_allclose(two(A, Q, P), ref(A, Q) + 2 * ref(A, P), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(first_t(A, Q), ref(A.T, Q), rtol=1e-10, atol=1e-12)
+    dA = np.random.default_rng(1).standard_normal(A.shape)
+    _, dX = first_t.jvp((A, Q), (dA, np.zeros_like(Q)))
+    fd = (ref((A + 1e-6 * dA).T, Q) - ref((A - 1e-6 * dA).T, Q)) / 2e-6
+    np.testing.assert_allclose(dX, fd, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("kind", ["lyap", "dlyap"])
+def test_the_adjoint_solve_of_a_loss_linear_in_x_rides_in_the_forward_loop(kind):
+    """sum(W ⊙ K(A, Q)): the seed W ⊙ ȳ does not depend on X, so the adjoint's transposed solve
+    joins the forward solve in the factor's loop and no step is stored. Its right-hand side is
+    computed after the forward solve's place, so the pass reorders (a valid order: typecheck).
+    When the program is to be cut at its seed (vjp, jax.grad through the bridge) the seed's
+    solve stays out of the forward part, which reads the factor instead."""
+    from lagrad.compiler.split import split_adjoint
+    f = lagrad.loads(f"model loss(A: f64[n, n], Q: f64[n, n], W: f64[n, n]) -> f64 "
+                     f"{{ return sum(W * {kind}(A, Q)) }}").loss
+    adj = f.adjoint()
+    typecheck(adj)
+    assert prims(adj).count(f"{kind}_factor_solve") == 1 and f"{kind}_apply" not in prims(adj)
+    fused = next(e for e in adj.eqns if e.prim == f"{kind}_factor_solve")
+    assert fused.param("factor") is False and fused.param("trans") == (False, True)
+    c = f._static()
+    cut = c.adjoint(tuple(range(c.n_in)), keep=True, split=True)
+    fwd, bwd = split_adjoint(cut, c.n_in, c.n_out)
+    assert f"{kind}_factor_solve" in prims(fwd) and f"{kind}_apply" in prims(bwd)
+    A, Q, W, ref = _lyap_problem(kind)
+    S, X = ref(A.T, W), ref(A, Q)
+    want_A = S @ X.T + S.T @ X if kind == "lyap" else S @ A @ X.T + S.T @ A @ X
+    for gA, gQ in (f.grad(["A", "Q"])(A, Q, W), jax.grad(f, argnums=(0, 1))(A, Q, W),
+                   f.vjp(A, Q, W)[1](1.0)[:2]):
+        np.testing.assert_allclose(gQ, S, rtol=1e-9, atol=1e-11)
+        np.testing.assert_allclose(gA, want_A, rtol=1e-9, atol=1e-11)

@@ -386,6 +386,8 @@ SHAPE_ERRORS = [
     ("maximum", (V, V3), {}, "same shape"),
     ("lu_solve", (M, V), {}, "`lu` factorization"),
     ("chol_solve", (("lu", 4), V), {}, "`chol` factorization"),
+    ("lyap_factor_solve", (M, M, M), {"trans": (True,)}, "2 right-hand sides but trans has 1"),
+    ("dlyap_factor_solve", (M,), {}, "at least one right-hand side"),
 ]
 
 

@@ -8,11 +8,13 @@
   and a linear apply (``F = lu_factor(A)``, ``lu_solve(F, B)``), so after CSE a solve and its
   adjoint (``solve(Aᵀ, ·)`` → ``lu_solve(F, ·, trans=true)``) share one LU or Cholesky; a
   matrix that one use declares SPD (``assume="pos"``, ``cholesky``) takes the Cholesky in all.
-* ``fuse_factor_solves`` — a Lyapunov factor and its first, untransposed, apply become one
-  ``lyap_factor_solve`` (``dlyap_…``): the iteration carries the forward solve.
+* ``fuse_factor_solves`` — a Lyapunov factor and every apply whose right-hand side does not
+  depend on it become one ``lyap_factor_solve`` (``dlyap_…``): the iteration carries the forward
+  solve, and the adjoint's when the loss is linear in the solution.
 """
 from __future__ import annotations
 
+import heapq
 import os
 import re
 
@@ -218,31 +220,100 @@ def share_factorizations(prog: Program) -> Program:
 
 
 def fuse_factor_solves(prog: Program) -> Program:
-    """``F = K_factor(A)`` whose first use is ``X = K_apply(F, Q, trans=false)`` becomes
-    ``F, X = K_factor_solve(A, Q)`` where that apply was, when the factor's primitive names such
-    a fused form (``Primitive.solve_with``: the Lyapunov factors, whose iteration then carries
-    the forward solve, one loop instead of two). Later uses of F (the adjoint's transposed
-    apply, a tangent's) read the same F. A factor used first in any other way stays as it is."""
-    factor_at, first_use = {}, {}
-    for i, e in enumerate(prog.eqns):
-        for a in e.inputs:
-            if id(a) in factor_at:
-                first_use.setdefault(id(a), i)
-        if get(e.prim).solve_with is not None:
-            factor_at[id(e.outputs[0])] = i
-    fused, drop = {}, set()
-    for f, i in factor_at.items():
-        j = first_use.get(f)
-        if j is None:
+    """``F = K_factor(A)`` and the applies ``X_i = K_apply(F, Q_i, trans=t_i)`` whose right-hand
+    sides Q_i do not depend on F become one ``F, X_1, … = K_factor_solve(A, Q_1, …, trans=(t_1,
+    …))`` when the factor's primitive names such a fused form (``Primitive.solve_with``: the
+    Lyapunov factors, whose iteration then carries every such solve, one loop instead of one per
+    solve). That is the forward solve, and the adjoint's transposed solve too when the loss is
+    linear in the solution (its seed does not depend on X: sum(W ⊙ X), a trace). F stays an
+    output (``factor=true``, the default) only where something else reads it: a tangent's solve,
+    an adjoint seed that depends on X. Without it the loop stores no step. The fused equation
+    takes the first apply's place; where a right-hand side is computed after that, the equations
+    are reordered (a stable topological order) so it comes first."""
+    done = set()
+    while True:
+        at = next((i for i, e in enumerate(prog.eqns)
+                   if get(e.prim).solve_with is not None and e.outputs[0] not in done), None)
+        if at is None:
+            return prog
+        done.add(prog.eqns[at].outputs[0])
+        prog = _fuse_factor(prog, at)
+
+
+def _fuse_factor(prog: Program, i: int) -> Program:
+    """`fuse_factor_solves` for the factor made by equation i."""
+    eqns = prog.eqns
+    fe = eqns[i]
+    F = fe.outputs[0]
+    apply, solve = get(fe.prim).solve_with
+    on_F, group = {F}, []                   # on_F: the values computed from F
+    late = _from_seeds(prog)
+    read_elsewhere = any(o is F for o in prog.outputs)
+    for j in range(i + 1, len(eqns)):
+        e = eqns[j]
+        if not any(isinstance(a, Var) and a in on_F for a in e.inputs):
             continue
-        fe, ae = prog.eqns[i], prog.eqns[j]
-        apply, solve = get(fe.prim).solve_with
-        if ae.prim == apply and ae.inputs[0] is fe.outputs[0] and not ae.param("trans", False):
-            fused[j] = Eqn(solve, (fe.inputs[0], ae.inputs[1]), (), fe.outputs + ae.outputs, ae.span, ae.origin)
-            drop.add(i)
-    if not fused:
+        q = e.inputs[1] if len(e.inputs) > 1 else None
+        if e.prim == apply and e.inputs[0] is F and not (isinstance(q, Var) and (q in on_F or q in late)):
+            group.append(j)
+        elif any(a is F for a in e.inputs):
+            read_elsewhere = True
+        on_F.update(e.outputs)
+    if not group:
         return prog
-    return prog.copy(eqns=[fused.get(k, e) for k, e in enumerate(prog.eqns) if k not in drop])
+    applies = [eqns[j] for j in group]
+    trans = tuple(bool(e.param("trans", False)) for e in applies)
+    params = {} if read_elsewhere else {"factor": False}
+    if any(trans):
+        params["trans"] = trans
+    fused = Eqn(solve, (fe.inputs[0],) + tuple(e.inputs[1] for e in applies), make_params(params),
+                ((F,) if read_elsewhere else ()) + tuple(e.outputs[0] for e in applies),
+                applies[0].span, applies[0].origin)
+    gone = set(group[1:]) | {i}
+    new = [fused if k == group[0] else e for k, e in enumerate(eqns) if k not in gone]
+    ready = set(prog.inputs)
+    for e in eqns[:group[0]]:
+        ready.update(e.outputs)
+    if all(not isinstance(a, Var) or a in ready for a in fused.inputs):
+        return prog.copy(eqns=new)
+    return prog.copy(eqns=_stable_topological(new))
+
+
+def _from_seeds(prog: Program) -> set:
+    """The values computed from an adjoint's seed inputs when the program is to be split there
+    (``meta["split"]``: the forward part runs before the seeds exist, so no forward solve may
+    carry one); empty otherwise."""
+    if not prog.meta.get("split"):
+        return set()
+    late = set(prog.inputs[prog.meta["n_primal_in"]:])
+    for e in prog.eqns:
+        if any(isinstance(a, Var) and a in late for a in e.inputs):
+            late.update(e.outputs)
+    return late
+
+
+def _stable_topological(eqns: list) -> list:
+    """The equations in an order where each comes after those computing its inputs, keeping the
+    given order wherever it already is one (Kahn's algorithm, earliest position first)."""
+    made_by = {o: k for k, e in enumerate(eqns) for o in e.outputs}
+    waiting, users = [0] * len(eqns), [[] for _ in eqns]
+    for k, e in enumerate(eqns):
+        for p in {made_by[a] for a in e.inputs if isinstance(a, Var) and a in made_by}:
+            waiting[k] += 1
+            users[p].append(k)
+    heap = [k for k, w in enumerate(waiting) if w == 0]
+    heapq.heapify(heap)
+    order = []
+    while heap:
+        k = heapq.heappop(heap)
+        order.append(eqns[k])
+        for u in users[k]:
+            waiting[u] -= 1
+            if waiting[u] == 0:
+                heapq.heappush(heap, u)
+    if len(order) != len(eqns):
+        raise CompilerBug("fuse_factor_solves: the fused solves form a cycle")
+    return order
 
 
 _TEMP = re.compile(r"^d?t\d*(_\d+)*(_bar)?(_\d+)*$")   # t, t_1, t8, dt8, t8_bar: temporaries

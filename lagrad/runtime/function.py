@@ -98,11 +98,16 @@ class Compiled:
         """Names for the outputs (a literal output, `return 0.5`, is `outK`)."""
         return [o.name if isinstance(o, Var) else f"out{k}" for k, o in enumerate(self.canonical.outputs)]
 
-    def adjoint(self, wrt, keep=False):
+    def adjoint(self, wrt, keep=False, split=False):
+        """The lowered adjoint program; with `split`, one that `split_adjoint` will cut at its seed
+        inputs, so lowering keeps everything computed from a seed out of the forward part."""
         names = (self.out_names() if keep else []) + [self.canonical.inputs[i].name + "_bar" for i in wrt]
-        return self.memo(("adjoint", wrt, keep),
-                         lambda: lowered(vjp_program(self.canonical, list(wrt), keep_primal_outputs=keep),
-                                         names))
+
+        def make():
+            adj = vjp_program(self.canonical, list(wrt), keep_primal_outputs=keep)
+            adj.meta["split"] = split
+            return lowered(adj, names)
+        return self.memo(("adjoint", wrt, keep) + (("split",) if split else ()), make)
 
     def tangent(self, wrt):
         names = self.out_names() + ["d" + n for n in self.out_names()]
@@ -124,7 +129,7 @@ class Compiled:
 
     def split(self):
         def make():
-            adj = self.adjoint(tuple(range(self.n_in)), keep=True)
+            adj = self.adjoint(tuple(range(self.n_in)), keep=True, split=True)
             f, b = split_adjoint(adj, self.n_in, self.n_out)
             return to_jax(f), to_jax(b)
         return self.memo("split", make)

@@ -44,6 +44,9 @@ dA X Aᵀ + A X dAᵀ + dQ), S = dlyap(Aᵀ, Ḡ), Q̄ = S, Ā = S A Xᵀ + Sᵀ
 After differentiation the ``lower`` rules rewrite lyap(A, ·) → lyap_apply(lyap_factor(A), ·)
 and lyap(Aᵀ, ·) → the same factor with trans=true (``resolve_transpose``), so after CSE the
 forward solve and the adjoint solve share one factor and the backward pass is products only.
+``fuse_factor_solves`` then moves every solve whose right-hand side does not depend on the factor
+into the factor's loop (``lyap_factor_solve(A, Q₁, …, trans=…, factor=…)``): the forward solve,
+and the adjoint's too when the loss is linear in X; with no apply left, no step is stored.
 """
 from __future__ import annotations
 
@@ -75,10 +78,9 @@ def _fro(x):
     return jnp.sqrt(_fro2(x))
 
 
-def _carried_rhs(Q, dt):
-    """The optional extra loop state of a factor's iteration: () without a right-hand side, else
-    (Q,) in the dtype the apply would use."""
-    return () if Q is None else (jnp.asarray(Q, jnp.result_type(dt, jnp.asarray(Q).dtype)),)
+def _carried_rhs(Qs, dt):
+    """The right-hand sides a factor's iteration carries, each in the dtype its apply would use."""
+    return tuple(jnp.asarray(Q, jnp.result_type(dt, jnp.asarray(Q).dtype)) for Q in Qs)
 
 
 def _nan_unless_solved(X, K):
@@ -110,18 +112,31 @@ def lyap_factor_impl(A):
     return _sign_iteration(A)[0]
 
 
-def lyap_factor_solve_impl(A, Q):
-    """(F, X) = (lyap_factor(A), lyap_apply(F, Q)) in one loop: each sign step also takes Q_k to
-    Q_{k+1}, so the forward solve costs no loop of its own (the compiler's `fuse_factor_solves`
-    makes this of a factor and its first untransposed apply). All K steps run in the loop, so
-    the steps beyond the S kept ones are not recomputed as an apply would."""
-    F, (QK, E) = _sign_iteration(A, Q)
-    return F, _lyap_close(QK, E, F[-1], False)
+def lyap_factor_solve_impl(A, *Qs, trans=None, factor=True):
+    """(F, X₁, …, X_m): F = lyap_factor(A) (left out when ``factor`` is false) and
+    X_i = lyap_apply(F, Q_i, trans=trans[i]), all in the factor's loop: each sign step also takes
+    every Q_i,k to Q_i,k+1 (with A_k⁻ᵀ where transposed), so no solve costs a loop of its own and,
+    without the factor, no step is stored (the compiler's `fuse_factor_solves` makes this of a
+    factor and the applies whose right-hand sides do not depend on it). All K steps run in the
+    loop, so the steps beyond the S kept ones are not recomputed as an apply would."""
+    trans = _each_trans(Qs, trans)
+    F, K, QKs, E = _sign_iteration(A, Qs, trans, keep=factor)
+    Xs = tuple(_lyap_close(QK, E, K, t) for QK, t in zip(QKs, trans))
+    return ((F,) if factor else ()) + Xs
 
 
-def _sign_iteration(A, Q=None):
-    """lyap_factor's loop; with a right-hand side Q it also runs lyap_apply's recurrence on it
-    and returns (F, (Q_K, E = A_K + I)), else (F, None)."""
+def _each_trans(Qs, trans):
+    """The fused solves' trans flags: one per right-hand side, all false by default."""
+    trans = (False,) * len(Qs) if trans is None else tuple(bool(t) for t in trans)
+    if len(trans) != len(Qs):
+        raise ValueError(f"{len(Qs)} right-hand sides but {len(trans)} trans flags")
+    return trans
+
+
+def _sign_iteration(A, Qs=(), trans=(), keep=True):
+    """lyap_factor's loop: (F, K, (Q_1,K, …), E = A_K + I). With right-hand sides Q_i it also runs
+    lyap_apply's recurrence on each (with A_k⁻ᵀ where trans[i]); without ``keep`` it stores no
+    step and F is None."""
     A = jnp.asarray(A)
     dt = A.dtype if jnp.issubdtype(A.dtype, jnp.floating) else jnp.float64
     A = A.astype(dt)
@@ -134,18 +149,18 @@ def _sign_iteration(A, Q=None):
     tol = jnp.sqrt(10.0 * n * eps)           # also the most a stalled iteration may miss −I by
     inf = jnp.array(jnp.inf, dt)
     S = slots(n, dt, KMAX, budget=SLOT_BYTES - n * n * jnp.dtype(dt).itemsize)   # S + 1 in the budget
-    rhs = _carried_rhs(Q, dt)
+    rhs = _carried_rhs(Qs, dt)
 
     def cond(s):
-        k, _, _, _, _, _, _, done = s[:8]
-        return (k < KMAX) & ~done
+        return (s[0] < KMAX) & ~s[4]
 
     def body(s):
-        k, Ak, invs, cs, AS, delta, change, _ = s[:8]
+        k, Ak, delta, change, _, kept_steps, Qks = s
         Ainv, c, A_next = _sign_step(Ak)
-        invs = write(invs, Ainv, k)
-        cs = jax.lax.dynamic_update_index_in_dim(cs, c, k, 0)
-        AS = jnp.where(k + 1 == S, A_next, AS)
+        if kept_steps:
+            invs, cs, AS = kept_steps
+            kept_steps = (write(invs, Ainv, k), jax.lax.dynamic_update_index_in_dim(cs, c, k, 0),
+                          jnp.where(k + 1 == S, A_next, AS))
         d_next = _fro(A_next + eye)
         ch_next = _fro(A_next - Ak)
         finite = jnp.isfinite(d_next) & jnp.isfinite(ch_next)
@@ -157,8 +172,9 @@ def _sign_iteration(A, Q=None):
         # ≥ 2 when A has an eigenvalue with Re > 0: failure); the rounding floor near −I is
         # `converged` (≤ tol), and a stall in between (a slow non-normal transient) keeps iterating
         done = converged | (stalled & (d_next >= 1.0)) | ~finite
-        rest = tuple(_lyap_step(Qk, Ainv.astype(Qk.dtype), c.astype(Qk.dtype)) for Qk in s[8:])
-        return (k + 1, A_next, invs, cs, AS, d_next, ch_next, done) + rest
+        Qks = tuple(_lyap_step(Qk, _oriented(Ainv.astype(Qk.dtype), t), c.astype(Qk.dtype))
+                    for Qk, t in zip(Qks, trans))
+        return k + 1, A_next, d_next, ch_next, done, kept_steps, Qks
 
     # the scalar state starts from ‖A + I‖_F rather than from constants: each constant in a
     # loop's initial state is a copy with no inputs at the program's entry, and when more than
@@ -167,13 +183,16 @@ def _sign_iteration(A, Q=None):
     # n = 32 had 10 such operations and took 211 µs, 192 µs with these two computed
     delta0 = _fro(A + eye)
     done0 = ~jnp.isfinite(delta0)            # a non-finite A takes no step (K = −1)
-    s0 = (jnp.array(0, jnp.int32), A, with_scratch(S, n, dt), jnp.ones((KMAX,), dt), A,
-          delta0, jnp.where(done0, delta0, inf), done0) + rhs
-    K, AK, invs, cs, AS, delta, _, _, *QK = jax.lax.while_loop(cond, body, s0)
-    ok = jnp.isfinite(delta) & (delta <= tol)
+    kept0 = (with_scratch(S, n, dt), jnp.ones((KMAX,), dt), A) if keep else ()
+    s0 = (jnp.array(0, jnp.int32), A, delta0, jnp.where(done0, delta0, inf), done0, kept0, rhs)
+    K, AK, delta, _, _, kept_steps, QKs = jax.lax.while_loop(cond, body, s0)
+    K = jnp.where(jnp.isfinite(delta) & (delta <= tol), K, -1)
     E = AK + eye
-    F = (invs, cs, jnp.where(K > S, AS, E), jnp.where(ok, K, -1))
-    return F, (QK[0], E) if QK else None
+    F = None
+    if keep:
+        invs, cs, AS = kept_steps
+        F = (invs, cs, jnp.where(K > S, AS, E), K)
+    return F, K, QKs, E
 
 
 def _sign_step(Ak):
@@ -229,39 +248,45 @@ def dlyap_factor_impl(A):
     return _doubling(A)[0]
 
 
-def dlyap_factor_solve_impl(A, Q):
-    """(F, X) = (dlyap_factor(A), dlyap_apply(F, Q)) in one loop: each squaring step also takes
-    X_k to X_{k+1} = X_k + A_k X_k A_kᵀ, so the forward solve costs no loop of its own (the
-    compiler's `fuse_factor_solves` makes this of a factor and its first untransposed apply)."""
-    F, X = _doubling(A, Q)
-    return F, _nan_unless_solved(X, F[-1])
+def dlyap_factor_solve_impl(A, *Qs, trans=None, factor=True):
+    """(F, X₁, …, X_m): F = dlyap_factor(A) (left out when ``factor`` is false) and
+    X_i = dlyap_apply(F, Q_i, trans=trans[i]), all in the factor's loop: each squaring step also
+    takes every X_i,k to X_i,k + A_k X_i,k A_kᵀ (A_kᵀ X A_k where transposed), so no solve costs a
+    loop of its own and, without the factor, no power is stored (the compiler's
+    `fuse_factor_solves` makes this of a factor and the applies whose right-hand sides do not
+    depend on it)."""
+    trans = _each_trans(Qs, trans)
+    F, K, Xs = _doubling(A, Qs, trans, keep=factor)
+    return ((F,) if factor else ()) + tuple(_nan_unless_solved(X, K) for X in Xs)
 
 
-def _doubling(A, Q=None):
-    """dlyap_factor's loop; with a right-hand side Q it also runs dlyap_apply's recurrence on it
-    and returns (F, X_K), else (F, None)."""
+def _doubling(A, Qs=(), trans=(), keep=True):
+    """dlyap_factor's loop: (F, K, (X_1,K, …)). With right-hand sides Q_i it also runs
+    dlyap_apply's recurrence on each (with A_kᵀ where trans[i]); without ``keep`` it stores no
+    power and F is None."""
     A = jnp.asarray(A)
     dt = A.dtype if jnp.issubdtype(A.dtype, jnp.floating) else jnp.float64
     A = A.astype(dt)
     n = A.shape[-1]
     small = _eps(dt)                          # ‖A_K‖_F² ≤ eps: the remainder A_K X A_Kᵀ is negligible
     S = slots(n, dt, KMAX)
-    rhs = _carried_rhs(Q, dt)
+    rhs = _carried_rhs(Qs, dt)
 
     def cond(s):
-        k, _, _, nrm2 = s[:4]
+        k, _, nrm2 = s[:3]
         return (k < KMAX) & (nrm2 > small) & jnp.isfinite(nrm2)
 
     def body(s):
-        k, Ak, pows, _ = s[:4]
-        pows = write(pows, Ak, k)
-        rest = tuple(_dlyap_step(X, Ak.astype(X.dtype)) for X in s[4:])
+        k, Ak, _, pows, Xs = s
+        pows = tuple(write(p, Ak, k) for p in pows)
+        Xs = tuple(_dlyap_step(X, _oriented(Ak.astype(X.dtype), t)) for X, t in zip(Xs, trans))
         A_next = Ak @ Ak
-        return (k + 1, A_next, pows, _fro2(A_next)) + rest
+        return k + 1, A_next, _fro2(A_next), pows, Xs
 
-    s0 = (jnp.array(0, jnp.int32), A, with_scratch(S, n, dt), _fro2(A)) + rhs
-    K, _, pows, nrm2, *X = jax.lax.while_loop(cond, body, s0)
-    return (pows, jnp.where(nrm2 <= small, K, -1)), X[0] if X else None
+    s0 = (jnp.array(0, jnp.int32), A, _fro2(A), (with_scratch(S, n, dt),) if keep else (), rhs)
+    K, _, nrm2, pows, Xs = jax.lax.while_loop(cond, body, s0)
+    K = jnp.where(nrm2 <= small, K, -1)
+    return ((pows[0], K) if keep else None), K, Xs
 
 
 def _dlyap_step(X, M):
@@ -346,7 +371,7 @@ def _lower(kind):
 # lyap: X with A X + X Aᵀ + Q = 0; dX = lyap(A, dA X + X dAᵀ + dQ); linear in Q with
 # transpose Q̄ = lyap(Aᵀ, Ȳ)  (⟨Ȳ, L(dQ)⟩ = ⟨L*(Ȳ), dQ⟩ with L* the operator of Aᵀ)
 register(Primitive(
-    "lyap", lambda A, Q: lyap_factor_solve_impl(A, Q)[1],
+    "lyap", lambda A, Q: lyap_factor_solve_impl(A, Q, factor=False)[0],
     lambda types, p: _pair_shape(types[0], types[1], "lyap"),
     linear_in=(1,), math="A X + X Aᵀ + Q = 0", domains={0: "stable"}, lower=_lower("lyap"),
     doc="Continuous Lyapunov equation; A stable. All NaN when the sign iteration does not "
@@ -357,7 +382,7 @@ register(Primitive(
 # dlyap: X with A X Aᵀ − X + Q = 0; dX = dlyap(A, dA X Aᵀ + A X dAᵀ + dQ); linear in Q with
 # transpose Q̄ = dlyap(Aᵀ, Ȳ)
 register(Primitive(
-    "dlyap", lambda A, Q: dlyap_factor_solve_impl(A, Q)[1],
+    "dlyap", lambda A, Q: dlyap_factor_solve_impl(A, Q, factor=False)[0],
     lambda types, p: _pair_shape(types[0], types[1], "dlyap"),
     linear_in=(1,), math="A X Aᵀ − X + Q = 0", domains={0: "contractive"}, lower=_lower("dlyap"),
     doc="Discrete Lyapunov (Stein) equation; spectral radius of A < 1. All NaN when the "
@@ -377,8 +402,17 @@ def _apply_shape(kind):
 
 
 def _factor_solve_shape(kind):
+    """(F, X₁, …, X_m) for (A, Q₁, …, Q_m); F left out when the param ``factor`` is false."""
     factor, pair = _factor_shape(kind), f"{kind}_factor_solve"
-    return lambda types, p: (factor(types[:1], p), _pair_shape(types[0], types[1], pair))
+
+    def shape(types, p):
+        expect(len(types) >= 2, f"{pair} needs A and at least one right-hand side")
+        trans = p.get("trans")
+        expect(trans is None or len(trans) == len(types) - 1,
+               f"{pair}: {len(types) - 1} right-hand sides but trans has {len(trans or ())} flags")
+        Xs = tuple(_pair_shape(types[0], q, pair) for q in types[1:])
+        return ((factor(types[:1], p),) if p.get("factor", True) else ()) + Xs
+    return shape
 
 
 def _flip(kind):
@@ -392,9 +426,10 @@ register(Primitive("lyap_factor", lyap_factor_impl, _factor_shape("lyap"), inter
                    math="F = {A_k⁻¹ (k < S), c_k, A_K + I or A_S} of sign(A)",
                    solve_with=("lyap_apply", "lyap_factor_solve")))
 
-# lyap_factor_solve: (lyap_factor(A), lyap_apply(F, Q)) in one loop (the `fuse_factor_solves` pass)
+# lyap_factor_solve: (lyap_factor(A), lyap_apply(F, Q_i, trans_i) for each i) in one loop, F left
+# out when factor=false (the `fuse_factor_solves` pass)
 register(Primitive("lyap_factor_solve", lyap_factor_solve_impl, _factor_solve_shape("lyap"), nout=2,
-                   internal=True, math="F = lyap_factor(A), A X + X Aᵀ + Q = 0"))
+                   internal=True, math="F = lyap_factor(A), A X_i + X_i Aᵀ + Q_i = 0 (Aᵀ if trans_i)"))
 
 # lyap_apply: X with A X + X Aᵀ + Q = 0 (Aᵀ X + X A + Q = 0 if trans): Q_{k+1} =
 # (c_k Q_k + c_k⁻¹ M_k Q_k M_kᵀ)/2, M_k = A_k⁻¹ (A_k⁻ᵀ), X = Q_K/2 + (E Q_K + Q_K Eᵀ)/4 (Eᵀ);
@@ -408,9 +443,10 @@ register(Primitive(
 register(Primitive("dlyap_factor", dlyap_factor_impl, _factor_shape("dlyap"), internal=True,
                    math="F = {A^(2^k) (k < S)}", solve_with=("dlyap_apply", "dlyap_factor_solve")))
 
-# dlyap_factor_solve: (dlyap_factor(A), dlyap_apply(F, Q)) in one loop (`fuse_factor_solves`)
+# dlyap_factor_solve: (dlyap_factor(A), dlyap_apply(F, Q_i, trans_i) for each i) in one loop, F
+# left out when factor=false (`fuse_factor_solves`)
 register(Primitive("dlyap_factor_solve", dlyap_factor_solve_impl, _factor_solve_shape("dlyap"), nout=2,
-                   internal=True, math="F = dlyap_factor(A), A X Aᵀ − X + Q = 0"))
+                   internal=True, math="F = dlyap_factor(A), A X_i Aᵀ − X_i + Q_i = 0 (Aᵀ if trans_i)"))
 
 # dlyap_apply: X with A X Aᵀ − X + Q = 0 (Aᵀ if trans): X ← X + A_k X A_kᵀ; linear in Q,
 # transpose flips trans
