@@ -230,14 +230,9 @@ def fuse_factor_solves(prog: Program) -> Program:
     an adjoint seed that depends on X. Without it the loop stores no step. The fused equation
     takes the first apply's place; where a right-hand side is computed after that, the equations
     are reordered (a stable topological order) so it comes first."""
-    done = set()
-    while True:
-        at = next((i for i, e in enumerate(prog.eqns)
-                   if get(e.prim).solve_with is not None and e.outputs[0] not in done), None)
-        if at is None:
-            return prog
-        done.add(prog.eqns[at].outputs[0])
-        prog = _fuse_factor(prog, at)
+    for F in [e.outputs[0] for e in prog.eqns if get(e.prim).solve_with is not None]:
+        prog = _fuse_factor(prog, next(i for i, e in enumerate(prog.eqns) if e.outputs[0] is F))
+    return prog
 
 
 def _fuse_factor(prog: Program, i: int) -> Program:
@@ -246,19 +241,19 @@ def _fuse_factor(prog: Program, i: int) -> Program:
     fe = eqns[i]
     F = fe.outputs[0]
     apply, solve = get(fe.prim).solve_with
-    on_F, group = {F}, []                   # on_F: the values computed from F
-    late = _from_seeds(prog)
-    read_elsewhere = any(o is F for o in prog.outputs)
-    for j in range(i + 1, len(eqns)):
+    uses = [j for j in range(i + 1, len(eqns)) if F in eqns[j].inputs]
+    # a right-hand side may depend on F if it is computed after F's first use, or, in an adjoint
+    # to be split, on a seed wherever it is computed: a search back through its producers says
+    split = prog.meta.get("split")
+    blocked = {F}.union(prog.inputs[prog.meta["n_primal_in"]:]) if split else {F}
+    made_by = {o: e for e in eqns[0 if split else uses[0]:uses[-1]] for o in e.outputs} if uses else {}
+    group, read_elsewhere = [], any(o is F for o in prog.outputs)
+    for j in uses:
         e = eqns[j]
-        if not any(isinstance(a, Var) and a in on_F for a in e.inputs):
-            continue
-        q = e.inputs[1] if len(e.inputs) > 1 else None
-        if e.prim == apply and e.inputs[0] is F and not (isinstance(q, Var) and (q in on_F or q in late)):
+        if e.prim == apply and e.inputs[0] is F and not _reaches(e.inputs[1], blocked, made_by):
             group.append(j)
-        elif any(a is F for a in e.inputs):
+        else:
             read_elsewhere = True
-        on_F.update(e.outputs)
     if not group:
         return prog
     applies = [eqns[j] for j in group]
@@ -279,17 +274,19 @@ def _fuse_factor(prog: Program, i: int) -> Program:
     return prog.copy(eqns=_stable_topological(new))
 
 
-def _from_seeds(prog: Program) -> set:
-    """The values computed from an adjoint's seed inputs when the program is to be split there
-    (``meta["split"]``: the forward part runs before the seeds exist, so no forward solve may
-    carry one); empty otherwise."""
-    if not prog.meta.get("split"):
-        return set()
-    late = set(prog.inputs[prog.meta["n_primal_in"]:])
-    for e in prog.eqns:
-        if any(isinstance(a, Var) and a in late for a in e.inputs):
-            late.update(e.outputs)
-    return late
+def _reaches(a, targets: set, made_by: dict) -> bool:
+    """Whether the atom `a` is, or is computed from, one of `targets` (a search back through
+    the producers in `made_by`; an atom made elsewhere is taken as it is)."""
+    stack, seen = [a], set()
+    while stack:
+        v = stack.pop()
+        if v in targets:
+            return True
+        e = made_by.get(v) if isinstance(v, Var) else None
+        if e is not None and v not in seen:
+            seen.add(v)
+            stack.extend(e.inputs)
+    return False
 
 
 def _stable_topological(eqns: list) -> list:
