@@ -235,3 +235,38 @@ def test_the_adjoint_solve_of_a_loss_linear_in_x_rides_in_the_forward_loop(kind)
                    f.vjp(A, Q, W)[1](1.0)[:2]):
         np.testing.assert_allclose(gQ, S, rtol=1e-9, atol=1e-11)
         np.testing.assert_allclose(gA, want_A, rtol=1e-9, atol=1e-11)
+
+
+@pytest.mark.parametrize("kind", ["lyap", "dlyap"])
+def test_fused_solves_in_a_mixed_model_agree_with_jax_on_every_path(kind):
+    """Four solves with one A: two whose right-hand sides are inputs (fused, one transposed), a
+    seed that does not depend on X (W) and one that does (X ⊙ Y): every gradient path (grad,
+    vjp and jax.grad through the split bridge, hvp, jvp) against jax of the Kronecker-vectorized
+    equation (tests/rows_lyap.py)."""
+    from rows_lyap import dlyap_ref, lyap_ref
+    ref = lyap_ref if kind == "lyap" else dlyap_ref
+    f = lagrad.loads(f"""model mix(A: f64[n, n], Q: f64[n, n], P: f64[n, n], W: f64[n, n]) -> f64 {{
+        X = {kind}(A, Q)
+        Y = {kind}(A', P)
+        return sum(W * X) + sum(X * Y)
+    }}""").mix
+
+    def g(A, Q, P, W):
+        X, Y = ref(A, Q), ref(A.T, P)
+        return jnp.sum(W * X) + jnp.sum(X * Y)
+    A, Q, P, ref_np = _lyap_problem(kind)
+    W = np.random.default_rng(2).standard_normal(A.shape)
+    args = tuple(jnp.asarray(x) for x in (A, Q, P, W))
+    want = jax.grad(g, argnums=(0, 1, 2, 3))(*args)
+    adj = str(f.adjoint())
+    assert f"{kind}_factor_solve(A, Q, P, trans=(false, true))" in adj     # factor kept for the seeds
+    for got in (f.grad()(*args), jax.grad(f, argnums=(0, 1, 2, 3))(*args), f.vjp(*args)[1](1.0)):
+        for a, b in zip(got, want):
+            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-11)
+    D = jnp.asarray(np.random.default_rng(3).standard_normal(A.shape))
+    hv = f.hvp("A")(args, D)
+    want_hv = jax.jvp(lambda a: jax.grad(g)(a, *args[1:]), (args[0],), (D,))[1]
+    np.testing.assert_allclose(hv, want_hv, rtol=1e-8, atol=1e-10)
+    _, dy = f.jvp(args, (D, args[1], args[2], args[3]))
+    _, want_dy = jax.jvp(g, args, (D, args[1], args[2], args[3]))
+    np.testing.assert_allclose(dy, want_dy, rtol=1e-9, atol=1e-11)
