@@ -107,7 +107,7 @@ class Compiled:
             adj = vjp_program(self.canonical, list(wrt), keep_primal_outputs=keep)
             adj.meta["split"] = split
             return lowered(adj, names)
-        return self.memo(("adjoint", wrt, keep) + (("split",) if split else ()), make)
+        return self.memo(("adjoint", wrt, keep, split), make)
 
     def tangent(self, wrt):
         names = self.out_names() + ["d" + n for n in self.out_names()]

@@ -126,11 +126,9 @@ def lyap_factor_solve_impl(A, *Qs, trans=None, factor=True):
 
 
 def _each_trans(Qs, trans):
-    """The fused solves' trans flags: one per right-hand side, all false by default."""
-    trans = (False,) * len(Qs) if trans is None else tuple(bool(t) for t in trans)
-    if len(trans) != len(Qs):
-        raise ValueError(f"{len(Qs)} right-hand sides but {len(trans)} trans flags")
-    return trans
+    """The fused solves' trans flags: one per right-hand side (the shape rule checks the count),
+    all false by default."""
+    return (False,) * len(Qs) if trans is None else tuple(bool(t) for t in trans)
 
 
 def _sign_iteration(A, Qs=(), trans=(), keep=True):
