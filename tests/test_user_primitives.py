@@ -128,6 +128,23 @@ def test_registering_a_name_again_leaves_modules_loaded_before_unchanged():
     assert "again(x)" in str(new.adjoint()) and "__v" not in str(new.adjoint())
 
 
+def test_a_python_rule_emitting_its_own_name_calls_its_own_registration():
+    # a Python rule's b.emit("again_py", ...) gave the first registration's primitive, so after
+    # a second registration the gradient and tangent used the old 2·x in place of 5·x
+    x = np.array([0.1, 0.7, -1.3])
+    src = "model f(x: f64[n]) -> f64 { return sum(again_py(x) * x) }"
+    mods = []
+    for c in (2.0, 5.0):
+        lagrad.primitive("again_py", lambda x, c=c: c * x, linear_in=(0,),
+                         frechet=lambda b, x, dx, y, p: b.emit("again_py", dx[0]),
+                         transpose=lambda b, ct, x, y, p: [b.emit("again_py", ct[0])])
+        mods.append((c, lagrad.loads(src, name="again_py.la").f))
+    for c, f in mods:                    # the first module is differentiated after the second registration
+        np.testing.assert_allclose(np.asarray(f.grad("x")(x)), 2 * c * x, rtol=1e-14)
+        np.testing.assert_allclose(float(f.jvp((x,), (np.ones(3),))[1]), 2 * c * np.sum(x), rtol=1e-14)
+        np.testing.assert_allclose(np.asarray(jax.grad(f)(x)), 2 * c * x, rtol=1e-14)
+
+
 def test_a_shape_rule_that_disagrees_with_the_implementation_is_a_type_error():
     # a wrong `shape=` gave wrong-shaped results and gradients, or a raw JAX error at the call
     lagrad.primitive("rowsum_wrong", lambda A: A.sum(1), shape=lambda t: TensorType(t.dtype, t.shape[1:]))

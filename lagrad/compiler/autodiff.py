@@ -8,7 +8,7 @@ from __future__ import annotations
 from ..errors import LagradError, RuleError
 from .builder import Builder, Undef, Val, Zero, is_zero
 from .ir import Eqn, Namer, Program, Var
-from .primitive import get
+from .primitive import USER_KEYS, get
 from .types import TensorType, shape_eq
 
 
@@ -60,6 +60,11 @@ def run_user_rule(kind, p, fn, args, want, span, source):
     values of the types `want` (one type per result; None: any)."""
     if not p.user or not callable(fn) or hasattr(fn, "frechet_def"):
         return fn(*args)
+    b = args[0]
+    # the rule's `b.emit("NAME", ...)` calls user primitives as a `.la` file loaded now would, and
+    # its own name calls this primitive even after a later registration of the name (as a text
+    # rule's does, frechet_text.RuleContext)
+    b.user_names = {**USER_KEYS, p.label: p.name}
     try:
         res = fn(*args)
     except LagradError:
@@ -67,6 +72,8 @@ def run_user_rule(kind, p, fn, args, want, span, source):
     except Exception as e:
         raise RuleError(f"the {kind} rule of `{p.label}` (a Python function) raised "
                         f"{type(e).__name__}: {e}", span=span, source=source) from e
+    finally:
+        b.user_names = None
     vals = _as_list(res)
     for k, (r, t) in enumerate(zip(vals, want)):
         ok = r is None or isinstance(r, (Val, Zero))

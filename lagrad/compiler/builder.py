@@ -105,6 +105,9 @@ class Builder:
         # factorization pass for the primitives' `lower` rules (passes.share_factorizations)
         self.facts: dict = {}
         self._def_index = [None, 0, {}]      # (list indexed, how far, id(var) -> defining eqn)
+        # while a user's Python rule runs: the names it may emit -> registry keys (a primitive
+        # registered again has the key `name__vK`; autodiff.run_user_rule)
+        self.user_names = None
 
     # -- values ---------------------------------------------------------------------------
     def wrap(self, atom) -> Val:
@@ -155,6 +158,8 @@ class Builder:
         Zero inputs are simplified through the primitive's linearity: a separately linear
         primitive with a zero in a linear slot gives zero; a jointly linear one gives zero when
         every linear input is zero; otherwise zeros are materialized."""
+        if self.user_names is not None:
+            prim_name = self.user_names.get(prim_name, prim_name)
         p = REGISTRY.get(prim_name) or get(prim_name)
         atoms, zpos = [], None          # one pass over the inputs: this runs once per equation
         for i, v in enumerate(inputs):
