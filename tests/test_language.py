@@ -276,6 +276,11 @@ def test_powers_0_and_1_have_finite_derivatives_at_zero():
     "model f(A: f32[n, n]) { return A @ ones(n) + 1.0 }",
     "model f(A: f32[n, n]) -> f32 { return 3.0 }",
     "model f(A: f32[n, n]) -> f32 { return sum(solve(A + eye(n), ones(n), assume=\"pos\")) }",
+    # a function of a number literal stays a weak constant, as in JAX (was typed f64: refused)
+    "model f(A: f32[n, n]) -> f32 { return sum(A) * exp(-1.0) }",
+    "model f(A: f32[n, n]) -> f32[n, n] { return maximum(A * sqrt(2.0), exp(0.0)) }",
+    "model f(A: f32[n, n]) -> f32 { return trace(A) * stop_gradient(2.0) - sin(2.5) }",
+    "model f(A: f32[n, n]) { return cos(0.5) }",
 ])
 def test_an_f32_model_computes_in_single_precision(src):
     """SPEC §4: f32 models compute in single; zeros/ones/eye and a returned constant follow the

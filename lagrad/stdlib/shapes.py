@@ -29,8 +29,10 @@ def elementwise(types, params):
 
 
 def same(types, params):
+    """The argument's type. A number literal's stays weak, as in JAX (jnp.exp(2.0) is weakly
+    typed): `x * exp(-1.0)` of an f32 `x` is f32."""
     t = tensor(types[0])
-    return TensorType(_dt(t), t.shape)
+    return TensorType(t.dtype, t.shape)
 
 
 def square(t, what="argument") -> TensorType:
