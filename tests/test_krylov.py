@@ -218,6 +218,10 @@ ERRORS = [
      2, 20, "must be an operator"),
     ("model f(A: f64[n, n], b: f64[n]) -> f64[n] {\n    op K(v) = A @ v\n    V, H = arnoldi(K, b, 0)\n    return b\n}",
      3, 26, "between 1 and"),
+    ("model f(A: f64[n, n], b: f64[n]) -> f64[n] {\n    return gmres(A @ A, b)\n}", 2, 18,
+     "must be an operator (`op K(v) = ...`, `blr(D, U, V)` or `block_jacobi(A, block=b)`), not an array"),
+    ("model f(A: f64[n, n], b: f64[n]) -> f64[n] {\n    op K(v) = A @ v\n    return cg(K, b, M=2 * A)\n}",
+     3, 23, "preconditioner M must be an operator"),
 ]
 
 
@@ -229,6 +233,31 @@ def test_operator_errors_have_positions(src, line, col, words):
     e = info.value
     assert words in str(e)
     assert (e.line, e.column) == (line, col), str(e)
+
+
+def test_an_operator_written_in_place_is_the_named_one():
+    # SPEC §2: operators are values that can be passed to cg, gmres and arnoldi; a call that makes
+    # one (blr, block_jacobi) was refused in place ("must be the name of an operator")
+    dims = "D: f64[p, b, b], U: f64[p, p, b, r], V: f64[p, p, b, r], x: f64[p * b]"
+    src = f"""
+model cg_in(A: f64[n, n], b: f64[n]) -> f64 {{ op K(v) = A @ v; return sum(cg(K, b, M=block_jacobi(A, block=2))) }}
+model cg_named(A: f64[n, n], b: f64[n]) -> f64 {{
+    op K(v) = A @ v; P = block_jacobi(A, block=2); return sum(cg(K, b, M=P)) }}
+model gm_in({dims}) -> f64 {{ Vk, H = arnoldi(blr(D, U, V), x, 3); return sum(gmres(blr(D, U, V), x)) + sum(H) }}
+model gm_named({dims}) -> f64 {{ P = blr(D, U, V); Vk, H = arnoldi(P, x, 3); return sum(gmres(P, x)) + sum(H) }}
+"""
+    m = lagrad.loads(src)
+    rng = np.random.default_rng(3)
+    B = rng.standard_normal((4, 4))
+    args = (B @ B.T + 4 * np.eye(4), rng.standard_normal(4))
+    blr_args = (rng.standard_normal((2, 2, 2)) + 3 * np.eye(2), 0.1 * rng.standard_normal((2, 2, 2, 1)),
+                0.1 * rng.standard_normal((2, 2, 2, 1)), rng.standard_normal(4))
+    for f, g, a in ((m.cg_in, m.cg_named, args), (m.gm_in, m.gm_named, blr_args)):
+        np.testing.assert_allclose(float(f(*a)), float(g(*a)), rtol=1e-14)
+        for u, w in zip(f.grad()(*a), g.grad()(*a)):
+            np.testing.assert_allclose(np.asarray(u), np.asarray(w), rtol=1e-12, atol=1e-14)
+    K = np.asarray(args[0])               # and the value itself: cg with M converges to A⁻¹b
+    np.testing.assert_allclose(float(m.cg_in(*args)), np.sum(np.linalg.solve(K, args[1])), rtol=1e-9)
 
 
 def test_matrix_free_solve_example(capsys):

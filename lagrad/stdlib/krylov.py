@@ -168,10 +168,16 @@ def _solver_shape(name):
 
 
 def operator_value(el, node, scope, what):
-    """The operator a name denotes: an `op` closure or a BLR operator (anything with
-    `apply(el, x, node)` and `instance(el, in_type, node)`), or a LagradError at `node`."""
+    """The operator a name or an expression denotes (`K`, `blr(D, U, V)`, `block_jacobi(A,
+    block=4)`): an `op` closure or a BLR operator (anything with `apply(el, x, node)` and
+    `instance(el, in_type, node)`), or a LagradError at `node`."""
     if not isinstance(node, ast.Name):
-        raise el.err(LaTypeError, f"{what} must be the name of an operator (`op K(v) = ...`)", node)
+        v = el.expr(node, scope)
+        if hasattr(v, "apply") and hasattr(v, "instance"):
+            return v
+        raise el.err(LaTypeError, f"{what} must be an operator (`op K(v) = ...`, `blr(D, U, V)` or "
+                     f"`block_jacobi(A, block=b)`), not an array; for a dense matrix A write "
+                     f"`op K(v) = A @ v`", node)
     v = scope.lookup(node.id)
     if v is None:
         raise el.err(LaNameError, f"unknown operator `{node.id}`" + suggest(node.id, list(scope.all_names())), node)
