@@ -52,8 +52,9 @@ def _own_dims(dims, f) -> dict:
 
 
 def _known_dims(dims, models, file):
-    """`dims` (from --dims) when each name is a dimension of one of `models`, else a LagradError
-    listing their dimensions (with several models, a name any of them has is fine)."""
+    """The entries of `dims` (from --dims) that name a dimension of one of `models`. The others are
+    ignored with a warning listing the models' dimensions: the SPEC's usage line `--dims n=8,m=3`
+    also serves a file whose models have only n (with several models, a name any has is used)."""
     have = {f.name: f.dim_names() for f in models}
     every = set().union(*have.values()) if have else set()
     unknown = [k for k in dims if k not in every]
@@ -67,8 +68,9 @@ def _known_dims(dims, models, file):
             listed = "; ".join(f"{n}: {', '.join(sorted(d)) or 'none'}" for n, d in have.items())
             where = f"no model in {file} has a dimension {names} (dimensions: {listed})"
         from .compiler.primitive import suggest
-        raise LagradError(f"--dims: {where}" + (suggest(unknown[0], sorted(every)) if len(unknown) == 1 else ""))
-    return dims
+        hint = suggest(unknown[0], sorted(every)) if len(unknown) == 1 else ""
+        print(f"lagrad: warning: --dims: {where}{hint}; ignored", file=sys.stderr)
+    return {k: v for k, v in dims.items() if k in every}
 
 
 def _write(path, data: bytes | None = None, save=None):
