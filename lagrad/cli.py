@@ -42,7 +42,7 @@ def _load(path):
 
 
 def _models(mod, name):
-    return [mod[name]] if name else [mod[n] for n in mod.names()]
+    return [mod[name]] if name else [mod[n] for n in mod]     # not mod.names(): a model may be called `names`
 
 
 def _own_dims(dims, f) -> dict:

@@ -401,6 +401,17 @@ def test_a_model_named_like_a_module_member_is_that_attribute():
     m = lagrad.loads("model path(x: f64) -> f64 { return x }\nmodel names(x: f64) -> f64 { return 2 * x }", name="p.la")
     assert float(m.path(1.5)) == 1.5 and float(m.names(1.5)) == 3.0
     assert m["path"] is m.path and lagrad.Module.path.fget(m) == "p.la"
+    u = lagrad.loads("model _p(x: f64) -> f64 { return 3 * x }", name="u.la")   # a name may start with _
+    assert float(u._p(1.5)) == 4.5 and u["_p"] is u._p
+    with pytest.raises(AttributeError):
+        u._q
+
+
+def test_the_command_line_checks_a_model_named_names(tmp_path, capsys):
+    (tmp_path / "names.la").write_text("model names(x: f64[n]) -> f64 { return sum(x * x) }\n")
+    from lagrad.cli import main
+    assert main(["check", str(tmp_path / "names.la")]) == 0
+    assert "1 of 1 inputs agree" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("src,shapes,ref", [

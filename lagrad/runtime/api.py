@@ -53,8 +53,11 @@ class Module:
         return object.__getattribute__(self, name)
 
     def __getattr__(self, name) -> Function:
-        if name.startswith("_"):
-            raise AttributeError(name)
+        if name.startswith("_"):            # `model _p(...)` is mod._p; Python's own probes are not models
+            try:
+                return object.__getattribute__(self, "_functions")[name]
+            except (AttributeError, KeyError):
+                raise AttributeError(name) from None
         return self[name]
 
     def __contains__(self, name):
