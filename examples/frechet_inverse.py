@@ -62,14 +62,17 @@ def rel_err(a, b) -> float:
 
 
 def custom_rule_demo(x, A, B, C, reference: float) -> bool:
-    """A stdlib rule cannot be replaced; a user primitive with inv's rule gives the same dx."""
+    """A stdlib rule may be restated in a file but not replaced; a user primitive with inv's rule
+    gives the same dx."""
     import jax.numpy as jnp
+    lagrad.loads("frechet inv(A) -> X { dX = -X @ dA @ X }\n", name="restate_inv.la")
+    print("  `frechet inv(A) -> X { dX = -X @ dA @ X }` in a file -> accepted: the rule inv has")
     try:
-        lagrad.loads("frechet inv(A) -> X { dX = -X @ dA @ X }\n", name="replace_inv.la")
+        lagrad.loads("frechet inv(A) -> X { dX = -X @ dA }\n", name="replace_inv.la")
         print("  replacing inv's rule was accepted (expected a RuleError)")
         return False
     except lagrad.RuleError as e:
-        print(f"  `frechet inv(A) ...` in a file -> RuleError: {str(e).splitlines()[0]}")
+        print(f"  `frechet inv(A) -> X {{ dX = -X @ dA }}` -> RuleError: {str(e).splitlines()[0]}")
     lagrad.primitive("my_inv", jnp.linalg.inv, frechet="frechet my_inv(A) -> X { dX = -X @ dA @ X }")
     g = lagrad.loads(SOURCE.read_text(encoding="utf-8").replace("inv(M)", "my_inv(M)"),
                      name="frechet_my_inv.la")[MODEL]

@@ -203,6 +203,28 @@ def test_wrong_frechet_block_name_is_reported():
         f.grad()(np.ones(2))
 
 
+@pytest.mark.parametrize("block", ["frechet inv(A) -> X { dX = -X @ dA @ X }",     # SPEC §2's example
+                                   "frechet inv(M) -> Y {\n  dY = -Y @ dM @ Y\n}"])
+def test_a_file_may_restate_a_standard_library_rule(block):
+    m = lagrad.loads(block + "\nmodel f(A: f64[n, n]) -> f64 { return sum(inv(A) @ A @ inv(A)) }")
+    A = np.array([[2.0, 0.3, 0.0], [0.1, 1.5, 0.2], [0.0, 0.4, 3.0]])
+    want = jax.grad(lambda A: jnp.sum(jnp.linalg.inv(A)))(A)       # inv(A) A inv(A) = inv(A)
+    np.testing.assert_allclose(np.asarray(m.f.grad()(A)[0]), np.asarray(want), rtol=1e-12)
+
+
+@pytest.mark.parametrize("block,col,msg", [
+    ("frechet inv(A) -> X { dX = -X @ dA }", 1,
+     r"`inv` is a standard-library primitive; its Fréchet rule cannot be replaced \(a block may restate it: "
+     r"`frechet inv\(A\) -> X \{ dX = -X @ dA @ X \}`\)"),
+    ("frechet qr(A) -> (Q, R) { dQ = dA; dR = dA }", 1, r"`qr` is a standard-library primitive; its Fréchet "
+                                                        r"rule cannot be replaced\n"),
+])
+def test_a_file_cannot_replace_a_standard_library_rule(block, col, msg):
+    with pytest.raises(RuleError, match=msg) as e:
+        lagrad.loads("\n" + block)
+    assert (e.value.line, e.value.column) == (2, col)
+
+
 def test_parameters_with_defaults_are_optional_arguments():
     """A JAX function with optional parameters (logsumexp has five) is callable with only its
     required ones; too many arguments still fail with the range."""

@@ -3,6 +3,8 @@ The block is elaborated with the builder of the program being differentiated; ca
 rule's own primitive inherit the keyword parameters of the call being differentiated."""
 from __future__ import annotations
 
+import dataclasses
+
 from ..dsl import ast
 from ..errors import RuleError
 from .autodiff import split_linear
@@ -54,6 +56,26 @@ def parse_frechet(p) -> ast.FrechetDef:
     if len(defs) != 1:
         raise RuleError(f"the Fréchet rule of `{p.label}` must be one `frechet {p.label}(...) -> ... {{ ... }}` block")
     return defs[0]
+
+
+def same_rule(d: ast.FrechetDef, std: ast.FrechetDef) -> bool:
+    """Whether block `d` is `std` up to the names of its arguments and outputs (and their `d`
+    names): `frechet inv(M) -> Y { dY = -Y @ dM @ Y }` is inv's rule."""
+    if (d.name, len(d.args), len(d.outs)) != (std.name, len(std.args), len(std.outs)):
+        return False
+    names = dict(zip(d.args + d.outs, std.args + std.outs))
+    names.update({"d" + a: "d" + b for a, b in names.items()})
+
+    def renamed(x):
+        if isinstance(x, ast.Name):
+            return dataclasses.replace(x, id=names.get(x.id, x.id))
+        if isinstance(x, tuple):
+            return tuple(renamed(y) for y in x)
+        if dataclasses.is_dataclass(x) and isinstance(x, ast.Node):
+            return dataclasses.replace(x, **{f.name: renamed(getattr(x, f.name))
+                                             for f in dataclasses.fields(x) if f.compare})
+        return x
+    return renamed(d.body) == std.body
 
 
 def check_signature(p, d: ast.FrechetDef, source=None):

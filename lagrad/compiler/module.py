@@ -6,6 +6,7 @@ from ..errors import LaNameError, LaSyntaxError, LaTypeError, RuleError
 from . import elementwise as ew
 from .builder import Builder, Zero
 from .elaborate import Elaborator, names_in as _dim_names
+from .frechet_text import parse_frechet, same_rule
 from .ir import Namer, Program, Var
 from .passes import CANONICAL, LOWERING, run_passes, typecheck
 from .primitive import REGISTRY, USER_KEYS, resolve
@@ -70,7 +71,11 @@ class ModuleContext:
                               f"with lagrad.primitive first)" + suggest(d.name, public_names()),
                               span=d.span, source=self.source)
         if not p.user:
-            raise RuleError(f"`{d.name}` is a standard-library primitive; its Fréchet rule cannot be replaced",
+            std = parse_frechet(p) if isinstance(p.frechet, str) else None
+            if std is not None and same_rule(d, std):
+                return                          # the SPEC's `frechet inv(A) -> X { ... }`: the rule it has
+            raise RuleError(f"`{d.name}` is a standard-library primitive; its Fréchet rule cannot be replaced"
+                            + (f" (a block may restate it: `{p.frechet}`)" if std is not None else ""),
                             span=d.span, source=self.source)
         p.frechet = d
         p.frechet_source = self.source
