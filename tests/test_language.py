@@ -319,6 +319,35 @@ def test_maximum_and_minimum_split_the_derivative_at_a_tie_as_jax_does():
         np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-14)
 
 
+@pytest.mark.parametrize("body", ["maximum(x, 0.0)", "minimum(x, 0.0)", "maximum(x, 2 * x)", "relu(x)",
+                                  "relu(x) + maximum(0.0, x)", "abs(x)"])
+def test_an_elementwise_function_has_the_models_derivative_at_a_kink(body):
+    # ties of maximum/minimum split ½/½ and relu'(0) = 0, as inline and in JAX: an elementwise
+    # maximum(x, 0.0) was sympy's Max(x, 0) = relu, whose Heaviside gave 0 at the tie
+    m = lagrad.loads(f"elementwise e(x) = {body}\n"
+                     f"model f(x: f64[n]) -> f64 {{ return sum(e(x)) }}\n"
+                     f"model g(x: f64[n]) -> f64 {{ return sum({body}) }}")
+    x = np.array([0.0, -1.0, 2.0])
+    np.testing.assert_allclose(np.asarray(m.f.grad()(x)[0]), np.asarray(m.g.grad()(x)[0]), rtol=0, atol=0)
+
+
+def test_long_and_deep_elementwise_bodies_compile_or_say_they_are_too_deep():
+    # §6: never a RecursionError (sympy's diff recursed once per term of a 97-term sum)
+    m = lagrad.loads("elementwise e(x) = 0.5 * x" + " + x * x - 2.0 * x" * 150 + " + 1.0 - 2.0\n"
+                     "elementwise flip(x) = " + "-" * 1001 + "x\n"
+                     "model f(x: f64) -> f64 { return e(x) + 3 * flip(x) }")
+    x = 0.7
+    np.testing.assert_allclose(float(m.f(x)), 0.5 * x + 150 * (x * x - 2 * x) - 1.0 - 3 * x, rtol=1e-13)
+    np.testing.assert_allclose(float(m.f.grad("x")(x)), 0.5 + 150 * (2 * x - 2) - 3, rtol=1e-13)
+    deep = "elementwise e(x) = " + "sin(" * 500 + "x" + ")" * 500 + "\nmodel f(x: f64) -> f64 { return e(x) }"
+    chain = "\n".join(f"elementwise e{i}(x) = e{i + 1}(x) + 1" for i in range(150)) + \
+        "\nelementwise e150(x) = x\nmodel f(x: f64) -> f64 { return e0(x) }"
+    for src in (deep, chain):
+        with pytest.raises(LaSyntaxError, match="is nested too deeply for symbolic differentiation") as e:
+            lagrad.loads(src)
+        assert e.value.column == 1 and "write it as a `fn`" in str(e.value)
+
+
 def test_arithmetic_on_constants_is_folded_with_ieee_results():
     f = lagrad.loads("model f(x: f64) -> f64 { return (2.0 - 1.0) * x + 1 / 0 * 0 }")["f"]
     text = str(f.program)

@@ -39,10 +39,23 @@ class Softplus(sympy.Function):
         return Sigmoid(self.args[0])
 
 
+class Step(sympy.Function):
+    """[x > 0] (0 at 0): relu's derivative, with a zero derivative (no Dirac delta)."""
+    def fdiff(self, argindex=1):
+        return sympy.Integer(0)
+
+
+class Relu(sympy.Function):
+    """max(x, 0), lowered to jax.nn.relu; relu'(0) = 0 as in JAX, where maximum(x, 0.0)'s tie
+    splits ½/½ (sympy's Max, whose Heaviside is ½ at 0 here)."""
+    def fdiff(self, argindex=1):
+        return Step(self.args[0])
+
+
 _FUNCS = {
     "exp": sympy.exp, "log": sympy.log, "sqrt": sympy.sqrt, "sin": sympy.sin, "cos": sympy.cos,
     "tanh": sympy.tanh, "abs": sympy.Abs, "sigmoid": Sigmoid, "softplus": Softplus,
-    "relu": lambda x: sympy.Max(x, 0),
+    "relu": Relu,
     "celu": lambda x: sympy.Piecewise((x, x > 0), (sympy.exp(x) - 1, True)),
     "maximum": lambda a, b: sympy.Max(a, b), "minimum": lambda a, b: sympy.Min(a, b),
 }
@@ -57,9 +70,11 @@ _NUMERIC = {
 }
 
 # lambdify's names for what the JAX printer does not know
-_MODULES = [{"Sigmoid": jax.nn.sigmoid, "Softplus": jax.nn.softplus,
+_MODULES = [{"Sigmoid": jax.nn.sigmoid, "Softplus": jax.nn.softplus, "Relu": jax.nn.relu,
+             "Step": lambda x: jnp.heaviside(x, jnp.zeros_like(x)),              # relu'(0) = 0
              "sign": lambda x: jnp.where(x >= 0, 1.0, -1.0),     # d|x|/dx: +1 at 0, as JAX's abs
-             "Heaviside": lambda x, *h: jnp.heaviside(x, jnp.zeros_like(x)),     # step(0) = 0
+             # Max/Min's derivative: ties split ½/½, as jnp.maximum's and the stdlib's
+             "Heaviside": lambda x, *h: jnp.heaviside(x, jnp.full_like(x, 0.5)),
              "DiracDelta": lambda x, *k: jnp.zeros_like(x)}, "jax"]
 
 
@@ -92,11 +107,19 @@ def to_sympy(node, param: str, ctx, source):
             raise LaNameError(f"unknown name `{n.id}` in an elementwise function (only `{param}` "
                               f"is in scope)", span=n.span, source=source)
         if isinstance(n, ast.Neg):
+            odd = True
+            while isinstance(n.operand, ast.Neg):      # − − x is x exactly: no recursion per sign
+                n, odd = n.operand, not odd
             v = go(n.operand)
+            if not odd:
+                return v
             if _is_const(v):
                 return _constant(np.negative, [v])
             with sympy.evaluate(False):
                 return -v
+        if isinstance(n, ast.BinOp) and n.op in _CHAINS and isinstance(n.left, ast.BinOp) \
+                and n.left.op in _CHAINS[n.op]:
+            return chain(n)
         if isinstance(n, ast.BinOp):
             if n.op == "@":
                 raise err("`@` is not elementwise", n)
@@ -132,7 +155,33 @@ def to_sympy(node, param: str, ctx, source):
                               span=n.func_span or n.span, source=source)
         raise err(f"{type(n).__name__} is not allowed in an elementwise function", n)
 
+    def chain(n):
+        """A left-nested sum a + b − c + … (or product a · b · …) as one flat, unevaluated Add
+        (Mul): walked without recursion, and sympy differentiates it without one level per term."""
+        ops = _CHAINS[n.op]
+        rights = []
+        while isinstance(n, ast.BinOp) and n.op in ops:
+            rights.append((n.op, n.right))
+            n = n.left
+        acc, terms = go(n), None
+        for op, r in reversed(rights):
+            v = go(r)
+            if terms is None and _is_const(acc) and _is_const(v):
+                acc = _constant(_NUMERIC[op], [acc, v])           # constants fold left to right
+                continue
+            if terms is None:
+                terms = [acc]
+            with sympy.evaluate(False):
+                terms.append(-v if op == "-" else v)
+        if terms is None:
+            return acc
+        with sympy.evaluate(False):
+            return (sympy.Add if "+" in ops else sympy.Mul)(*terms)
+
     return go(node)
+
+
+_CHAINS = {"+": ("+", "-"), "-": ("+", "-"), "*": ("*",)}
 
 
 def _lambdify(expr, body=None):
@@ -202,7 +251,8 @@ def from_source(key, name, expr, body=""):
     if key in REGISTRY:
         return REGISTRY[key]
     from sympy.functions.elementary.piecewise import ExprCondPair
-    ns = {**vars(sympy), "Sigmoid": Sigmoid, "Softplus": Softplus, "ExprCondPair": ExprCondPair,
+    ns = {**vars(sympy), "Sigmoid": Sigmoid, "Softplus": Softplus, "Relu": Relu, "Step": Step,
+          "ExprCondPair": ExprCondPair,
           "true": sympy.true, "false": sympy.false}
     with sympy.evaluate(False):
         e = eval(expr, ns)                                  # noqa: S307 (sympy's own srepr text)

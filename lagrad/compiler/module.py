@@ -59,6 +59,11 @@ class ModuleContext:
         self._ew_defining.append(name)
         try:
             self.elementwise[name] = ew.define(it, self, self.source)
+        except (RecursionError, SyntaxError):   # sympy's and Python's own limits (docs/robustness.md)
+            raise LaSyntaxError(f"elementwise `{name}` is nested too deeply for symbolic differentiation "
+                                f"(its expression, with the elementwise functions it calls inlined); "
+                                f"write it as a `fn`, which has no such limit", span=it.span,
+                                source=self.source) from None
         finally:
             self._ew_defining.pop()
         return self.elementwise[name]
