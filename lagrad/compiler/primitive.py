@@ -151,10 +151,25 @@ def public_names():
     return list(dict.fromkeys(p.label for p in REGISTRY.values() if not p.internal))
 
 
+def _one_edit(a: str, b: str) -> bool:
+    """Whether b is a with one character changed, inserted or deleted (`dq` for `dx`, `x2` for
+    `x1`: difflib rates two-letter names that differ in one letter 0.5, below its cutoff)."""
+    if abs(len(a) - len(b)) > 1 or a == b:
+        return False
+    if len(a) == len(b):
+        return sum(x != y for x, y in zip(a, b)) == 1
+    short, long_ = sorted((a, b), key=len)
+    return any(long_[:i] + long_[i + 1:] == short for i in range(len(long_)))
+
+
 def suggest(name: str, candidates) -> str:
+    if name in ("True", "False"):
+        return f"; booleans are written `{name.lower()}`"
     candidates = list(candidates)
     same_case = [c for c in candidates if c.lower() == name.lower() and c != name]   # `X` for `x`
-    close = list(dict.fromkeys(same_case + difflib.get_close_matches(name, candidates, n=3, cutoff=0.6)))[:3]
+    short = [c for c in candidates if 2 <= len(name) <= 4 and _one_edit(name, c)] if len(name) <= 4 else []
+    close = list(dict.fromkeys(same_case + short +
+                               difflib.get_close_matches(name, candidates, n=3, cutoff=0.6)))[:3]
     if not close:
         return ""
     if len(close) == 1:
