@@ -23,6 +23,14 @@ class ModuleContext:
         self._ew_pending, self._ew_defining = {}, []      # elementwise definitions not yet made
         self.dim_names = set()
         self.user_keys = dict(USER_KEYS)     # user primitives as registered when the file was loaded
+        rules = {}
+        for it in mod.items:                 # before any block attaches to its primitive
+            if isinstance(it, ast.FrechetDef):
+                if it.name in rules:
+                    raise RuleError(f"a second `frechet {it.name}` block (the first is at line "
+                                    f"{rules[it.name].span.line}): a primitive has one Fréchet rule",
+                                    span=it.span, source=self.source)
+                rules[it.name] = it
         seen = {}
         for it in mod.items:
             if isinstance(it, ast.FrechetDef):
@@ -38,6 +46,12 @@ class ModuleContext:
                 if it.name in REGISTRY and not REGISTRY[it.name].user and not REGISTRY[it.name].internal:
                     raise LaNameError(f"`{it.name}` is a standard-library function; choose another name",
                                       span=it.span, source=self.source)
+                named = set()
+                for prm in it.params:
+                    if prm.name in named:
+                        raise LaNameError(f"parameter `{prm.name}` of `{it.name}` is declared twice",
+                                          span=prm.span, source=self.source)
+                    named.add(prm.name)
                 self.fns[it.name] = it
             elif isinstance(it, ast.ElementwiseDef):
                 self._ew_pending[it.name] = it
