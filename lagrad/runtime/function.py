@@ -20,6 +20,7 @@ from ..compiler.types import TensorType, as_dim
 from ..compiler.gc_pause import paused_gc
 from ..errors import InputError, LagradError
 from . import binding
+from .jax_linear import linear_map
 from .lower import to_jax
 
 
@@ -147,15 +148,76 @@ class Compiled:
             def f_fwd(*args):
                 fwd, _ = self.split()
                 r = fwd(*args)
-                return tuple(r[:n_out]), tuple(r[n_out:])
+                outs = tuple(jax.lax.stop_gradient(v) for v in r[:n_out])
+                return self.second_order()[0](tuple(args), outs), (tuple(args), tuple(r[n_out:]))
 
             def f_bwd(res, cts):
-                _, bwd = self.split()
-                return tuple(bwd(*res, *cts))
+                args, r = res
+                # the residuals are functions of the arguments, but second_order's rule gives the
+                # whole derivative in the arguments: JAX must not differentiate the forward's loops
+                r = tuple(jax.lax.stop_gradient(v) for v in r)
+                return tuple(self.second_order()[1](tuple(args), r, tuple(cts)))
 
             f.defvjp(f_fwd, f_bwd)
             return f
         return self.memo("bridged", make)
+
+    def second_order(self):
+        """The bridge's forward results and backward pass as JAX functions whose derivatives are
+        lagrad's, so jax.grad of jax.grad, jax.hessian and jax.linearize of jax.grad run derived
+        programs (JAX cannot reverse-differentiate the programs' own while loops):
+        - `outputs(x, y)` is y (the split forward's results), moving by J ẋ (the tangent program),
+          a linear map whose transpose is the adjoint ȳ ↦ Jᵀ ȳ;
+        - `backward(x, residuals, ȳ)` is x̄ = Jᵀ ȳ, moving by H_ȳ ẋ + Jᵀ ȳ̇ (H_ȳ = Σ ȳ_k ∇²f_k, the
+          hvp program), a linear map whose transpose is ḡ ↦ (H_ȳ ḡ, J ḡ)."""
+        def make():
+            idx = tuple(range(self.n_in))
+            n_in, n_out = self.n_in, self.n_out
+
+            # derived on first use: a first-order jax.grad never asks for them
+            def hvp(*a):
+                return self.jax_fn(("hvp", idx), lambda: self.hvp(idx))(*a)
+
+            def tan(*a):
+                return self.jax_fn(("tangent", idx), lambda: self.tangent(idx))(*a)
+
+            def adj(*a):
+                return self.jax_fn(("adjoint", idx, False), lambda: self.adjoint(idx))(*a)
+
+            def move(*a):       # (x, ȳ, ẋ, ȳ̇) ↦ H_ȳ ẋ + Jᵀ ȳ̇
+                x, ct, xd, cd = a[:n_in], a[n_in:n_in + n_out], a[n_in + n_out:2 * n_in + n_out], a[2 * n_in + n_out:]
+                return [u + v for u, v in zip(hvp(*x, *ct, *xd), adj(*x, *cd))]
+
+            def move_t(*a):     # (x, ȳ, ḡ) ↦ (H_ȳ ḡ, J ḡ)
+                x, ct, g = a[:n_in], a[n_in:n_in + n_out], a[n_in + n_out:]
+                return list(hvp(*x, *ct, *g)) + list(tan(*x, *g)[n_out:])
+
+            def push(*a):       # (x, ẋ) ↦ J ẋ
+                return list(tan(*a)[n_out:])
+
+            def pull(*a):       # (x, ȳ) ↦ Jᵀ ȳ
+                return list(adj(*a))
+
+            @jax.custom_jvp
+            def outputs(xs, ys):
+                return ys
+
+            @outputs.defjvp
+            def outputs_jvp(primals, tangents):
+                xs, ys = primals
+                return ys, tuple(linear_map(push, pull, xs, tangents[0]))
+
+            @jax.custom_jvp
+            def backward(xs, rs, cts):
+                return tuple(self.split()[1](*rs, *cts))
+
+            @backward.defjvp
+            def backward_jvp(primals, tangents):
+                xs, rs, cts = primals
+                xd, _, cd = tangents
+                return backward(xs, rs, cts), tuple(linear_map(move, move_t, (*xs, *cts), (*xd, *cd)))
+            return outputs, backward
+        return self.memo("second_order", make)
 
 
 class Function:
