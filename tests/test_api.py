@@ -383,9 +383,8 @@ def test_messages_name_a_cotangent_and_a_fixed_size_plainly():
         g(np.ones(3))
 
 
-def test_reverse_mode_jax_transforms_of_a_function_and_the_forward_mode_limit():
-    """jax.vjp, jax.jacrev and jax.hessian (forward over lagrad's adjoint) work; jax.jvp of the
-    custom_vjp bridge itself is JAX's error (README: use f.jvp)."""
+def test_jax_transforms_of_a_function_in_both_modes():
+    """jax.vjp, jax.jacrev, jax.hessian, and jax.jvp and jax.jacfwd (the tangent program) work."""
     f = lagrad.loads("model q(A: f64[n, n], b: f64[n]) -> f64 { return dot(b, solve(A, b)) }").q
     rng = np.random.default_rng(0)
     Am, b = rng.standard_normal((4, 4)) + 4 * np.eye(4), rng.standard_normal(4)
@@ -393,8 +392,8 @@ def test_reverse_mode_jax_transforms_of_a_function_and_the_forward_mode_limit():
     np.testing.assert_allclose(jax.vjp(f, Am, b)[1](1.0)[1], (Ai + Ai.T) @ b, rtol=1e-12)
     np.testing.assert_allclose(jax.jacrev(f, argnums=1)(Am, b), (Ai + Ai.T) @ b, rtol=1e-12)
     np.testing.assert_allclose(jax.hessian(f, argnums=1)(Am, b), Ai + Ai.T, rtol=1e-12)
-    with pytest.raises(TypeError, match="forward-mode"):
-        jax.jvp(f, (Am, b), (0 * Am, b))
+    np.testing.assert_allclose(jax.jvp(f, (Am, b), (0 * Am, b))[1], b @ (Ai + Ai.T) @ b, rtol=1e-12)
+    np.testing.assert_allclose(jax.jacfwd(f, argnums=1)(Am, b), (Ai + Ai.T) @ b, rtol=1e-12)
 
 
 def test_a_model_named_like_a_module_member_is_that_attribute():

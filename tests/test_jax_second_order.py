@@ -1,8 +1,9 @@
-"""Second derivatives of a Function through JAX's transforms (runtime/function.py,
-Compiled.second_order; runtime/jax_linear.py). jax.grad of jax.grad raised JAX's "Reverse-mode
-differentiation does not work for lax.while_loop" for every model whose backward pass loops
-(lyap, dlyap, expm, cg, gmres); now the bridge's backward pass has lagrad's own derivative (the
-hvp, tangent and adjoint programs). References are jax.numpy pipelines JAX differentiates twice."""
+"""JAX's transforms of a Function in both modes and to second order (runtime/function.py,
+Compiled.bridged and second_order; runtime/jax_linear.py). jax.grad of jax.grad raised JAX's
+"Reverse-mode differentiation does not work for lax.while_loop" for every model whose programs
+loop (lyap, dlyap, expm, cg, gmres), and jax.jvp of any Function raised; now each derivative of
+the bridge is one of lagrad's derived programs (tangent, adjoint, hvp). References are
+jax.numpy pipelines JAX differentiates itself."""
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -97,11 +98,26 @@ def test_second_derivatives_of_a_model_with_several_results(mod):
     _close(jax.jacrev(jax.jacrev(mod.two))(A, Q), jax.jacrev(jax.jacrev(ref))(A, Q))
 
 
-def test_a_third_derivative_through_jax_is_a_lagrad_error(mod):
+@pytest.mark.parametrize("name", ["ly", "sv"])
+def test_forward_mode_and_reverse_over_forward(mod, name):
+    """jax.jvp and jax.jacfwd of a Function run its tangent program (they were JAX's "can't apply
+    forward-mode autodiff (jvp) to a custom_vjp function"); jax.grad of jax.jvp runs the hvp."""
+    f, ref = mod[name], REF[name]
+    A, Q, W = _args(4)
+    _close(jax.jvp(f, (A, Q), (W, Q)), jax.jvp(ref, (A, Q), (W, Q)))
+    _close(jax.jacfwd(f, argnums=(0, 1))(A, Q), jax.jacfwd(ref, argnums=(0, 1))(A, Q))
+    _close(jax.jit(jax.jacfwd(jax.jacfwd(f)))(A, Q), jax.jacfwd(jax.jacfwd(ref))(A, Q))
+    rf = lambda fn: jax.grad(lambda A, Q: jax.jvp(fn, (A, Q), (W, Q))[1], argnums=(0, 1))   # noqa: E731
+    _close(rf(f)(A, Q), rf(ref)(A, Q))
+
+
+def test_a_third_derivative_in_reverse_mode(mod):
+    """Works where JAX can transpose the programs (no loop); otherwise a LagradError."""
     A, Q, W = _args(2)
-    g2 = jax.grad(lambda A: jnp.sum(W * jax.grad(mod.ly)(A, Q)))
-    with pytest.raises(lagrad.LagradError, match="third derivative"):
-        jax.grad(lambda A: jnp.sum(g2(A)))(A)
+    g2 = lambda fn: jax.grad(lambda A: jnp.sum(W * jax.grad(fn)(A, Q)))   # noqa: E731
+    _close(jax.grad(lambda A: jnp.sum(jnp.sin(g2(mod.sv)(A))))(A), jax.grad(lambda A: jnp.sum(jnp.sin(g2(REF["sv"])(A))))(A))
+    with pytest.raises(lagrad.LagradError, match="third derivative .* in reverse mode is not supported"):
+        jax.grad(lambda A: jnp.sum(g2(mod.ly)(A)))(A)
 
 
 # ---- the linear-map primitive on its own: y = M x (+ N z), transpose x̄ = Mᵀ ȳ ---------------------
@@ -117,7 +133,7 @@ def test_the_linear_map_primitive_evaluates_transposes_and_batches():
     rng = np.random.default_rng(5)
     M, N = jnp.asarray(rng.standard_normal((4, 3))), jnp.asarray(rng.standard_normal((4, 2)))
     x, z, y = (jnp.asarray(rng.standard_normal(k)) for k in (3, 2, 4))
-    f = lambda x, z: linear_map(_fun, _fun_t, (M, N), (x, z))[0]    # noqa: E731
+    f = lambda x, z: linear_map(_fun, _fun_t, (M, N), (x, z), [y])[0]    # noqa: E731
     np.testing.assert_allclose(f(x, z), M @ x + N @ z, rtol=1e-14)
     np.testing.assert_allclose(jax.jit(f)(x, z), M @ x + N @ z, rtol=1e-14)
     # the dot-product test of the transpose: ⟨y, f(x, z)⟩ = ⟨f̄(y), (x, z)⟩

@@ -1,6 +1,7 @@
 """``Function``: a compiled model. Calling it runs the jitted primal program; `grad`,
 `value_and_grad`, `vjp`, `jvp` run derived programs; `jax.grad` of it uses lagrad's adjoint
-through a ``jax.custom_vjp`` bridge, so jit/vmap/grad compose."""
+through a bridge (``Compiled.bridged``) whose every derivative is one of lagrad's derived programs, so
+jit/vmap/grad/jvp compose."""
 from __future__ import annotations
 
 import inspect
@@ -136,29 +137,42 @@ class Compiled:
         return self.memo("split", make)
 
     def bridged(self):
-        """The primal as a JAX function whose reverse mode is lagrad's derived adjoint."""
+        """The primal as a JAX function whose derivatives are lagrad's derived programs: its
+        tangent is J ẋ (the tangent program), a linear map whose transpose is the split adjoint's
+        backward part on the forward part's residuals. So jax.grad runs the forward part once and
+        the backward part, as a custom_vjp would, and jax.jvp and jax.jacfwd run the tangent
+        program."""
         def make():
             primal = self.jax_fn(("primal",), self.primal)
-            n_out = self.n_out
+            n_in, n_out = self.n_in, self.n_out
+            outputs, backward, tangent = self.second_order()
 
-            @jax.custom_vjp
+            def push(*a):       # (x, residuals, ẋ) ↦ J ẋ
+                return list(tangent(a[:n_in], a[len(a) - n_in:]))
+            push.transposable_in_res = True      # its derivative in x is `tangent`'s linear_map
+
+            tree = []           # the residuals' structure (a factor is a tuple of arrays)
+
+            def pull(*a):       # (x, residuals, ȳ) ↦ Jᵀ ȳ, from the residuals
+                res = jax.tree.unflatten(tree[0], a[n_in:len(a) - n_out])
+                return list(backward(a[:n_in], tuple(res), a[len(a) - n_out:]))
+            pull.transposable_in_res = True      # its derivative in x is `backward`'s linear_map
+
+            @jax.custom_jvp
             def f(*args):
-                return primal(*args)
+                return tuple(primal(*args))
 
-            def f_fwd(*args):
-                fwd, _ = self.split()
-                r = fwd(*args)
-                outs = tuple(jax.lax.stop_gradient(v) for v in r[:n_out])
-                return self.second_order()[0](tuple(args), outs), (tuple(args), tuple(r[n_out:]))
-
-            def f_bwd(res, cts):
-                args, r = res
-                # the residuals are functions of the arguments, but second_order's rule gives the
-                # whole derivative in the arguments: JAX must not differentiate the forward's loops
-                r = tuple(jax.lax.stop_gradient(v) for v in r)
-                return tuple(self.second_order()[1](tuple(args), r, tuple(cts)))
-
-            f.defvjp(f_fwd, f_bwd)
+            @f.defjvp
+            def f_jvp(args, dargs):
+                r = self.split()[0](*args)
+                # the forward part's results and residuals are functions of the arguments, but
+                # their derivatives come from `outputs` and `backward`: JAX must not differentiate
+                # (and could not reverse) the forward part's loops
+                ys = outputs(tuple(args), tuple(jax.lax.stop_gradient(v) for v in r[:n_out]))
+                res, t = jax.tree.flatten(tuple(r[n_out:]))
+                tree[:] = [t]
+                res = [jax.lax.stop_gradient(v) for v in res]
+                return tuple(ys), tuple(linear_map(push, pull, (*args, *res), dargs, ys))
             return f
         return self.memo("bridged", make)
 
@@ -205,7 +219,26 @@ class Compiled:
             @outputs.defjvp
             def outputs_jvp(primals, tangents):
                 xs, ys = primals
-                return ys, tuple(linear_map(push, pull, xs, tangents[0]))
+                return ys, tuple(linear_map(push, pull, xs, tangents[0], ys))
+
+            def turn(*a):       # (x, v, ẋ, v̇) ↦ ∂²f(ẋ, v) + J v̇
+                x, v, xd, vd = a[:n_in], a[n_in:2 * n_in], a[2 * n_in:3 * n_in], a[3 * n_in:]
+                d2 = jax.jvp(lambda *x: tan(*x, *v)[n_out:], tuple(x), tuple(xd))[1]
+                return [u + w for u, w in zip(d2, tan(*x, *vd)[n_out:])]
+
+            def turn_t(*a):     # (x, v, ȳ) ↦ (H_ȳ v, Jᵀ ȳ)
+                x, v, ct = a[:n_in], a[n_in:2 * n_in], a[2 * n_in:]
+                return list(hvp(*x, *ct, *v)) + list(adj(*x, *ct))
+
+            @jax.custom_jvp
+            def tangent(xs, vs):
+                return tuple(tan(*xs, *vs)[n_out:])
+
+            @tangent.defjvp
+            def tangent_jvp(primals, tangents):
+                xs, vs = primals
+                t = tangent(xs, vs)
+                return t, tuple(linear_map(turn, turn_t, (*xs, *vs), (*tangents[0], *tangents[1]), t))
 
             @jax.custom_jvp
             def backward(xs, rs, cts):
@@ -215,8 +248,8 @@ class Compiled:
             def backward_jvp(primals, tangents):
                 xs, rs, cts = primals
                 xd, _, cd = tangents
-                return backward(xs, rs, cts), tuple(linear_map(move, move_t, (*xs, *cts), (*xd, *cd)))
-            return outputs, backward
+                return backward(xs, rs, cts), tuple(linear_map(move, move_t, (*xs, *cts), (*xd, *cd), xs))
+            return outputs, backward, tangent
         return self.memo("second_order", make)
 
 
