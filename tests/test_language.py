@@ -148,6 +148,8 @@ ERRORS = [
     ("model f(dx: f64) -> f64 { return dq }", LaNameError, 1, 34, "unknown name `dq`; did you mean `dx`?"),
     ("model f(x1: f64, y: f64) -> f64 { return x2 }", LaNameError, 1, 42, "did you mean `x1`?"),
     ("model f(x: f64) -> f64 { return True }", LaNameError, 1, 33, "booleans are written `true`"),
+    ("model f(A: f64[n, n]) -> f64[n, n] { return tril(A, -1) }", LaTypeError, 1, 45,
+     "`tril` takes 1 argument, got 2; its options are keyword arguments: k="),
     ("fn g(a, a) = a\nmodel f(x: f64) -> f64 { return g(x, x) }", LaNameError, 1, 9,
      "parameter `a` of `g` is declared twice"),
     ("frechet inv(A) -> X { dX = -X @ dA @ X }\n\nfrechet inv(B) -> Y { dY = -Y @ dB @ Y }", RuleError, 3, 1,

@@ -420,7 +420,11 @@ class Elaborator:
         n = len(node.args)
         if n < lo or (hi is not None and n > hi):
             want = f"{lo}" if lo == hi else (f"at least {lo}" if hi is None else f"{lo} to {hi}")
-            raise self.err(LaTypeError, f"`{p.label}` takes {want} argument{'s' if want != '1' else ''}, got {n}", node)
+            kws = [k for k in (p.kwargs or {}) if not k.startswith("_")]
+            hint = (f"; its options are keyword arguments: {', '.join(f'{k}=' for k in kws)}"
+                    if hi is not None and n > hi and kws else "")
+            raise self.err(LaTypeError, f"`{p.label}` takes {want} argument{'s' if want != '1' else ''}, "
+                           f"got {n}{hint}", node)
         args = [self.single(self.value(a, scope), a) for a in node.args]
         if self.inherit is not None and self.inherit[0] == p.name:
             kwargs = {**self.inherit[1], **kwargs}
