@@ -181,12 +181,12 @@ def test_indices_out_of_range_for_the_call_sizes(mod):
     np.testing.assert_allclose(mod.idx(x), 2 + 3 + 2)
     with pytest.raises(InputError) as info:
         mod.idx(np.arange(2.0))                     # x[2] would be clamped by JAX to x[1]
-    assert (info.value.line, info.value.column) == (15, 12) and "n = 2" in str(info.value)
+    assert (info.value.line, info.value.column) == (15, 14) and "n = 2" in str(info.value)   # at the index
     with pytest.raises(InputError):
         jax.vmap(mod.idx)(np.ones((4, 2)))
     with pytest.raises(LagradError) as info:
         lagrad.loads("model f(x: f64[n]) -> f64 {\n    return x[n]\n}\n")
-    assert (info.value.line, info.value.column) == (2, 12)
+    assert (info.value.line, info.value.column) == (2, 14)
 
 
 def test_under_jax_transformations(mod):

@@ -319,13 +319,13 @@ class Elaborator:
         at compile time when the answer is known, else for the sizes of each call (JAX would clamp
         an out-of-range index silently). With every dimension ≥ 1, `x[0]`, `x[n-1]`, `x[1:n]`
         need no check."""
-        for item, d in zip(spec, shape):
+        for item, d, written in zip(spec, shape, node.items):      # the error points at the index
             if item[0] == "at":
                 needs = [item[1], d - 1 - item[1]]
             else:
                 needs = [item[1], item[2] - item[1], d - item[2]]
             for c in needs:
-                self.require_nonnegative(c, node, f"index out of range for a dimension of size {d}",
+                self.require_nonnegative(c, written, f"index out of range for a dimension of size {d}",
                                          "this index is out of range")
 
     def _size_at_least_one(self, d, who, node):
