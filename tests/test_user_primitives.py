@@ -102,9 +102,9 @@ def test_frechet_block_in_a_file_calls_that_files_fn_and_elementwise():
         lagrad.loads("elementwise sech2(x) = 1 - tanh(x)**2\n"
                      "model f(x: f64[n]) -> f64 { return sum(text_tanh(x)) }").f.grad("x")(x)
     lagrad.primitive("dim_sum", jnp.sum)
-    with pytest.raises(lagrad.LaNameError, match="names no dimensions") as e:
+    with pytest.raises(lagrad.LaNameError, match="names no dimensions") as e:     # at load
         lagrad.loads("frechet dim_sum(x) -> y { dy = dot(ones(n), dx) }\n"
-                     "model f(x: f64[n]) -> f64 { return dim_sum(x) }").f.grad("x")(x)
+                     "model f(x: f64[n]) -> f64 { return dim_sum(x) }")
     assert (e.value.line, e.value.column) == (1, 41)
 
 
@@ -223,6 +223,24 @@ def test_a_file_cannot_replace_a_standard_library_rule(block, col, msg):
     with pytest.raises(RuleError, match=msg) as e:
         lagrad.loads("\n" + block)
     assert (e.value.line, e.value.column) == (2, col)
+
+
+@pytest.mark.parametrize("block,cls,line,col,msg", [
+    ("frechet blk_load(x) -> y {\n  dy = cos(x) * dq\n}", lagrad.LaNameError, 2, 17,
+     "unknown name `dq` in the frechet block of `blk_load`; did you mean `dx`?"),
+    ("frechet blk_load(x, z) -> y { dy = dx }", RuleError, 1, 1, "names 2 argument(s), but `blk_load` takes 1"),
+    ("frechet blk_load(x) -> y { dz = dx }", RuleError, 1, 1, "does not assign `dy`"),
+    ("frechet blk_load(x) -> (y, z) { dy = dx }", RuleError, 1, 1, "`blk_load` has 1 output(s)"),
+])
+def test_a_frechet_block_in_a_file_is_checked_at_load(block, cls, line, col, msg):
+    """What needs no types is checked when the file loads, not at the first derivative, and the
+    primitive keeps the rule it had."""
+    lagrad.primitive("blk_load", jnp.sin, frechet="frechet blk_load(x) -> y { dy = cos(x) * dx }")
+    with pytest.raises(cls, match=re.escape(msg)) as e:
+        lagrad.loads(block + "\nmodel f(x: f64) -> f64 { return blk_load(x) }")
+    assert (e.value.line, e.value.column) == (line, col)
+    f = lagrad.loads("model f(x: f64) -> f64 { return blk_load(x) }").f
+    assert float(f.grad("x")(0.3)) == pytest.approx(np.cos(0.3), rel=1e-14)
 
 
 def test_parameters_with_defaults_are_optional_arguments():

@@ -1,15 +1,17 @@
 """A parsed module's definitions and the compilation of its models to Programs."""
 from __future__ import annotations
 
+import dataclasses
+
 from ..dsl import ast
 from ..errors import LaNameError, LaSyntaxError, LaTypeError, RuleError
 from . import elementwise as ew
 from .builder import Builder, Zero
 from .elaborate import Elaborator, names_in as _dim_names
-from .frechet_text import parse_frechet, same_rule
+from .frechet_text import check_signature, parse_frechet, same_rule
 from .ir import Namer, Program, Var
 from .passes import CANONICAL, LOWERING, run_passes, typecheck
-from .primitive import REGISTRY, USER_KEYS, resolve
+from .primitive import REGISTRY, USER_KEYS, resolve, suggest
 from .scope import DimRef, Scope
 from .types import TensorType, WEAK, dim_symbol, shape_eq
 
@@ -82,10 +84,36 @@ class ModuleContext:
             self._ew_defining.pop()
         return self.elementwise[name]
 
+    def _check_rule_block(self, p, d: ast.FrechetDef):
+        """What a frechet block gets wrong without types, at load rather than at the first
+        derivative: its outputs, its argument count, a dOUT it never assigns, an unknown name.
+        (Linearity needs the types: it is checked when the rule first runs.)"""
+        from .elaborate import arity
+        check_signature(p, d, self.source)
+        lo, hi = arity(p)
+        if len(d.args) < lo or (hi is not None and len(d.args) > hi):
+            want = f"{lo}" if lo == hi else (f"at least {lo}" if hi is None else f"{lo} to {hi}")
+            raise RuleError(f"`frechet {d.name}` names {len(d.args)} argument(s), but `{d.name}` takes {want}",
+                            span=d.span, source=self.source)
+        known = set(d.args) | set(d.outs) | {"d" + a for a in d.args}
+        for st in d.body:
+            for node in _names_in(st.value):
+                if node.id not in known:
+                    hint = suggest(node.id, sorted(known)) or (
+                        "; a frechet block knows its arguments, outputs, their tangents and what it "
+                        "assigns, and names no dimensions: build sizes from its arguments (`x * 0 + 1` for ones)")
+                    raise LaNameError(f"unknown name `{node.id}` in the frechet block of `{d.name}`" + hint,
+                                      span=node.span, source=self.source)
+            known |= {t.id for t in st.targets}
+        for o in d.outs:
+            if "d" + o not in known:
+                raise RuleError(f"the frechet block of `{d.name}` does not assign `d{o}`", span=d.span,
+                                source=self.source)
+
     def _attach_frechet(self, d: ast.FrechetDef):
         p = resolve(d.name, self.user_keys)
         if p is None or p.internal:
-            from .primitive import suggest, public_names
+            from .primitive import public_names
             raise LaNameError(f"`frechet {d.name}`: no primitive `{d.name}` is registered (register it "
                               f"with lagrad.primitive first)" + suggest(d.name, public_names()),
                               span=d.span, source=self.source)
@@ -96,6 +124,7 @@ class ModuleContext:
             raise RuleError(f"`{d.name}` is a standard-library primitive; its Fréchet rule cannot be replaced"
                             + (f" (a block may restate it: `{p.frechet}`)" if std is not None else ""),
                             span=d.span, source=self.source)
+        self._check_rule_block(p, d)
         p.frechet = d
         p.frechet_source = self.source
         p.frechet_module = self         # the block may call this file's fn and elementwise definitions
@@ -236,3 +265,17 @@ def lowered(prog: Program, out_names=None) -> Program:
     # checked (like every pass) only under LAGRAD_CHECK_PASSES=1: see run_passes
     return typecheck(prog, "lowering, tidy_names") if checking_passes() else prog
 
+
+
+def _names_in(node):
+    """The Name nodes an expression reads (not call names, keyword names or literals)."""
+    out, stack = [], [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, ast.Name):
+            out.append(n)
+        elif isinstance(n, tuple):
+            stack.extend(n)
+        elif isinstance(n, ast.Node):
+            stack.extend(getattr(n, f.name) for f in dataclasses.fields(n) if f.compare)
+    return out
