@@ -316,6 +316,9 @@ def test_a_loop_over_a_dimension_is_checked_at_load(body, cls, col, msg):
     assert (info.value.line, info.value.column) == (4, col)
     g = lagrad.loads("model g(x: f64[n]) -> f64 {\n s = 0.0\n for i in range(n - 5) { s = s + x[i + 5] }\n return s }")
     assert float(g["g"](np.arange(8.0))) == 18.0
+    with pytest.raises(lagrad.InputError, match=r"the loop count n - 5 is -2 for the arguments' sizes \(n = 3\)") as e:
+        g["g"](np.arange(3.0))                       # the call's sizes are wrong (was a LaTypeError)
+    assert (e.value.line, e.value.column) == (3, 17)
 
 
 def test_maximum_and_minimum_split_the_derivative_at_a_tie_as_jax_does():

@@ -9,7 +9,7 @@ import inspect
 import sympy
 
 from ..dsl import ast
-from ..errors import LaNameError, LaTypeError, LagradError
+from ..errors import InputError, LaNameError, LaTypeError, LagradError
 from .autodiff import _rename_result
 from .builder import Builder, Val, Zero
 from .operators import OpValue
@@ -665,8 +665,13 @@ class Elaborator:
         scope.bind(name, v)
 
     def loop(self, st, scope):
-        count = self.concrete(self.dim(st.count, scope), st.count)
+        written = self.dim(st.count, scope)
+        count = self.concrete(written, st.count)
         if count < 0:
+            sizes = sorted(x.name for x in getattr(written, "free_symbols", ()))
+            if sizes and not self.sampling:         # `range(n - 5)` at a call with n = 3: the sizes'
+                raise self.err(InputError, f"the loop count {fmt_dim(written)} is {count} for the arguments' "
+                               f"sizes ({', '.join(f'{k} = {self.bindings[k]}' for k in sizes)})", st.count)
             raise self.size_err(f"loop count {count} is negative", st.count)
         prev = scope.names.get(st.var)
         if isinstance(prev, (Val, DimRef)):
