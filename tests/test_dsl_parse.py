@@ -317,6 +317,7 @@ ERRORS = [
     ("model f(x: f64) {\n  y = x +\n  return y\n}", 2, 10, "wrap a long expression"),
     ("model f(x: f64) { y = x z = 2\n return y }", 1, 25, "new line or `;`"),
     ("model f(x: f64) {\n  x + 1\n  return x\n}", 2, 5, "a statement is `name = expression`"),
+    ("elementwise g(x) {\n  return x\n}", 1, 18, "an elementwise function is one expression"),
     ("y = 1", 1, 1, "statements belong inside"),
     ("model f(x: f64) -> f64", 1, 23, "unexpected end of file"),
     ("model f(x: f64) { return x[1:2:3] }", 1, 31, "there is no step"),

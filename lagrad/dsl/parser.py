@@ -462,6 +462,9 @@ def _explain(tok, expected, text, parser):
     if "MODEL" in expected and "FN" in expected:
         return message, ("a file holds `model`, `fn`, `elementwise` and `frechet` "
                          "definitions; statements belong inside their `{ }` bodies"), None
+    if tok == "{" and expected and expected <= {"EQUAL", "COMMA"} and _after_elementwise_head(text, tok):
+        return message, ("an elementwise function is one expression: `elementwise NAME(x) = EXPR` "
+                         "(write a `fn` for a body of statements)"), None
     if expected and expected <= {"EQUAL", "COMMA"}:
         return message, "a statement is `name = expression`, `op`, `for` or `return`", None
     if tok.type in ("NAME", "NUMBER") and "COMMA" in expected and expected & {"RPAR", "RSQB"}:
@@ -469,6 +472,12 @@ def _explain(tok, expected, text, parser):
     if "SEMICOLON" in expected and tok.type == "NAME":
         return message, "end each statement with a new line or `;`", None
     return message, None, None
+
+
+def _after_elementwise_head(text, tok) -> bool:
+    """Whether `tok` follows `elementwise NAME(x)` on its line."""
+    line = text[text.rfind("\n", 0, tok.start_pos) + 1:tok.start_pos]
+    return re.match(r"\s*elementwise\s+\w+\s*\([^)]*\)\s*$", line) is not None
 
 
 def _in_range_call(text, tok) -> bool:
