@@ -12,8 +12,12 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-from jax.extend.core import Primitive
 from jax.interpreters import ad, batching, mlir
+
+try:
+    from jax.extend.core import Primitive
+except ImportError:                  # jax before jax.extend.core
+    from jax.core import Primitive
 
 from ..errors import LagradError
 
