@@ -183,7 +183,9 @@ class Compiled:
         - `outputs(x, y)` is y (the split forward's results), moving by J ẋ (the tangent program),
           a linear map whose transpose is the adjoint ȳ ↦ Jᵀ ȳ;
         - `backward(x, residuals, ȳ)` is x̄ = Jᵀ ȳ, moving by H_ȳ ẋ + Jᵀ ȳ̇ (H_ȳ = Σ ȳ_k ∇²f_k, the
-          hvp program), a linear map whose transpose is ḡ ↦ (H_ȳ ḡ, J ḡ)."""
+          hvp program), a linear map whose transpose is ḡ ↦ (H_ȳ ḡ, J ḡ);
+        - `tangent(x, v)` is J v, moving by ∂²f(ẋ, v) + J v̇ (JAX's jvp of the tangent program), a
+          linear map whose transpose is ȳ ↦ (H_ȳ v, Jᵀ ȳ): jax.grad of jax.jvp."""
         def make():
             idx = tuple(range(self.n_in))
             n_in, n_out = self.n_in, self.n_out
