@@ -419,7 +419,7 @@ class Elaborator:
         lo, hi = arity(p)
         n = len(node.args)
         if n < lo or (hi is not None and n > hi):
-            want = f"{lo}" if lo == hi else (f"at least {lo}" if hi is None else f"{lo} to {hi}")
+            want = arity_text(lo, hi)
             kws = [k for k in (p.kwargs or {}) if not k.startswith("_")]
             hint = (f"; its options are keyword arguments: {', '.join(f'{k}=' for k in kws)}"
                     if hi is not None and n > hi and kws else "")
@@ -718,6 +718,11 @@ def _signature_arity(p):
 class _SpanHolder:
     def __init__(self, span):
         self.span = span
+
+
+def arity_text(lo, hi) -> str:
+    """`2`, `at least 1` or `1 to 3`: an argument count as `arity` gives it."""
+    return f"{lo}" if lo == hi else (f"at least {lo}" if hi is None else f"{lo} to {hi}")
 
 
 def names_in(node):

@@ -71,9 +71,8 @@ def same_rule(d: ast.FrechetDef, std: ast.FrechetDef) -> bool:
             return dataclasses.replace(x, id=names.get(x.id, x.id))
         if isinstance(x, tuple):
             return tuple(renamed(y) for y in x)
-        if dataclasses.is_dataclass(x) and isinstance(x, ast.Node):
-            return dataclasses.replace(x, **{f.name: renamed(getattr(x, f.name))
-                                             for f in dataclasses.fields(x) if f.compare})
+        if isinstance(x, ast.Node):
+            return dataclasses.replace(x, **{k: renamed(v) for k, v in ast.fields_of(x).items()})
         return x
     return renamed(d.body) == std.body
 

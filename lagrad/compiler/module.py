@@ -1,8 +1,6 @@
 """A parsed module's definitions and the compilation of its models to Programs."""
 from __future__ import annotations
 
-import dataclasses
-
 from ..dsl import ast
 from ..errors import LaNameError, LaSyntaxError, LaTypeError, RuleError
 from . import elementwise as ew
@@ -88,12 +86,12 @@ class ModuleContext:
         """What a frechet block gets wrong without types, at load rather than at the first
         derivative: its outputs, its argument count, a dOUT it never assigns, an unknown name.
         (Linearity needs the types: it is checked when the rule first runs.)"""
-        from .elaborate import arity
+        from .elaborate import arity, arity_text
         check_signature(p, d, self.source)
         lo, hi = arity(p)
         if len(d.args) < lo or (hi is not None and len(d.args) > hi):
-            want = f"{lo}" if lo == hi else (f"at least {lo}" if hi is None else f"{lo} to {hi}")
-            raise RuleError(f"`frechet {d.name}` names {len(d.args)} argument(s), but `{d.name}` takes {want}",
+            raise RuleError(f"`frechet {d.name}` names {len(d.args)} argument(s), but `{d.name}` takes "
+                            f"{arity_text(lo, hi)}",
                             span=d.span, source=self.source)
         known = set(d.args) | set(d.outs) | {"d" + a for a in d.args}
         for st in d.body:
@@ -277,5 +275,5 @@ def _names_in(node):
         elif isinstance(n, tuple):
             stack.extend(n)
         elif isinstance(n, ast.Node):
-            stack.extend(getattr(n, f.name) for f in dataclasses.fields(n) if f.compare)
+            stack.extend(ast.fields_of(n).values())
     return out

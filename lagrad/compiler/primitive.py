@@ -167,7 +167,7 @@ def suggest(name: str, candidates) -> str:
         return f"; booleans are written `{name.lower()}`"
     candidates = list(candidates)
     same_case = [c for c in candidates if c.lower() == name.lower() and c != name]   # `X` for `x`
-    short = [c for c in candidates if 2 <= len(name) <= 4 and _one_edit(name, c)] if len(name) <= 4 else []
+    short = [c for c in candidates if _one_edit(name, c)] if 2 <= len(name) <= 4 else []
     close = list(dict.fromkeys(same_case + short +
                                difflib.get_close_matches(name, candidates, n=3, cutoff=0.6)))[:3]
     if not close:

@@ -1,7 +1,7 @@
 """Frozen AST of the .la language. Every node carries the source span it came from."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Optional, Union
 
 
@@ -45,6 +45,11 @@ NOSPAN = Span("<builtin>", 0, 0, 0, 0)
 @dataclass(frozen=True)
 class Node:
     span: Span = field(compare=False, repr=False, kw_only=True, default=NOSPAN)
+
+
+def fields_of(node: Node) -> dict:
+    """The node's fields that its equality compares (not its span): name -> value."""
+    return {f.name: getattr(node, f.name) for f in fields(node) if f.compare}
 
 
 # ---- expressions ---------------------------------------------------------------------------

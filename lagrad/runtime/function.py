@@ -211,9 +211,6 @@ class Compiled:
             def push(*a):       # (x, ẋ) ↦ J ẋ
                 return list(tan(*a)[n_out:])
 
-            def pull(*a):       # (x, ȳ) ↦ Jᵀ ȳ
-                return list(adj(*a))
-
             @jax.custom_jvp
             def outputs(xs, ys):
                 return ys
@@ -221,12 +218,12 @@ class Compiled:
             @outputs.defjvp
             def outputs_jvp(primals, tangents):
                 xs, ys = primals
-                return ys, tuple(linear_map(push, pull, xs, tangents[0], ys))
+                return ys, tuple(linear_map(push, adj, xs, tangents[0], ys))     # adj: (x, ȳ) ↦ Jᵀ ȳ
 
             def turn(*a):       # (x, v, ẋ, v̇) ↦ ∂²f(ẋ, v) + J v̇
                 x, v, xd, vd = a[:n_in], a[n_in:2 * n_in], a[2 * n_in:3 * n_in], a[3 * n_in:]
-                d2 = jax.jvp(lambda *x: tan(*x, *v)[n_out:], tuple(x), tuple(xd))[1]
-                return [u + w for u, w in zip(d2, tan(*x, *vd)[n_out:])]
+                d2 = jax.jvp(lambda *x: push(*x, *v), tuple(x), tuple(xd))[1]
+                return [u + w for u, w in zip(d2, push(*x, *vd))]
 
             def turn_t(*a):     # (x, v, ȳ) ↦ (H_ȳ v, Jᵀ ȳ)
                 x, v, ct = a[:n_in], a[n_in:2 * n_in], a[2 * n_in:]
@@ -234,7 +231,7 @@ class Compiled:
 
             @jax.custom_jvp
             def tangent(xs, vs):
-                return tuple(tan(*xs, *vs)[n_out:])
+                return tuple(push(*xs, *vs))
 
             @tangent.defjvp
             def tangent_jvp(primals, tangents):

@@ -171,18 +171,16 @@ def operator_value(el, node, scope, what):
     """The operator a name or an expression denotes (`K`, `blr(D, U, V)`, `block_jacobi(A,
     block=4)`): an `op` closure or a BLR operator (anything with `apply(el, x, node)` and
     `instance(el, in_type, node)`), or a LagradError at `node`."""
-    if not isinstance(node, ast.Name):
-        v = el.expr(node, scope)
-        if hasattr(v, "apply") and hasattr(v, "instance"):
-            return v
-        raise el.err(LaTypeError, f"{what} must be an operator (`op K(v) = ...`, `blr(D, U, V)` or "
-                     f"`block_jacobi(A, block=b)`), not an array; for a dense matrix A write "
-                     f"`op K(v) = A @ v`", node)
-    v = scope.lookup(node.id)
-    if v is None:
+    named = isinstance(node, ast.Name)
+    v = scope.lookup(node.id) if named else el.expr(node, scope)
+    if v is None and named:
         raise el.err(LaNameError, f"unknown operator `{node.id}`" + suggest(node.id, list(scope.all_names())), node)
     if hasattr(v, "apply") and hasattr(v, "instance"):
         return v
+    if not named:
+        raise el.err(LaTypeError, f"{what} must be an operator (`op K(v) = ...`, `blr(D, U, V)` or "
+                     f"`block_jacobi(A, block=b)`), not an array; for a dense matrix A write "
+                     f"`op K(v) = A @ v`", node)
     raise el.err(LaTypeError, f"{what} must be an operator (`op {node.id}(v) = ...`), but `{node.id}` is a value; "
                  f"for a dense matrix A write `op {node.id}(v) = A @ v`", node)
 
